@@ -1,0 +1,58 @@
+"""The `pixtrack` console script.
+
+Each subcommand is a module in `tracker.commands` exposing `HELP: str`,
+`add_arguments(parser)` and `run(args) -> int`; modules are discovered, so adding a command
+means adding one file. Heavy imports (torch, vot) happen inside `run`, keeping `--help` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from tracker import __version__, commands
+
+
+def _command_modules() -> dict[str, object]:
+    found = {}
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"tracker.commands.{info.name}")
+        found[getattr(module, "NAME", info.name)] = module
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pixtrack",
+        description="Pixel-wise object tracking: trackers, datasets, training and benchmarks.",
+    )
+    parser.add_argument("--version", action="version", version=f"pixtrack {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module in _command_modules().items():
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("pixtrack: interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError) as error:
+        # Bad input: one clear line naming what is wrong, no traceback.
+        print(f"pixtrack {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the `pixtrack` console script, one module each (see `tracker.cli`)."""

@@ -1,0 +1,29 @@
+"""Short tracker names -> factories, so the CLI, the VOT entry point and the evaluation
+protocols all build trackers the same way.
+
+A factory is `"module:callable"`, imported on demand (torch-heavy modules load only when
+used); the callable takes `checkpoint: str | None` (None = the shipped default) and
+`device: str | None` and returns an object following `tracker.interface.Tracker`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from tracker.interface import Tracker
+
+TRACKER_FACTORIES: dict[str, str] = {}
+
+
+def tracker_names() -> list[str]:
+    return sorted(TRACKER_FACTORIES)
+
+
+def build_tracker(name: str, checkpoint: str | None = None, device: str | None = None) -> Tracker:
+    """Build the tracker registered as `name`; an unknown name lists the known ones."""
+    if name not in TRACKER_FACTORIES:
+        raise ValueError(f"unknown tracker {name!r}; known trackers: {', '.join(tracker_names())}")
+    module_name, _, attribute = TRACKER_FACTORIES[name].partition(":")
+    factory: Callable[..., Tracker] = getattr(importlib.import_module(module_name), attribute)
+    return factory(checkpoint=checkpoint, device=device)
