@@ -1,0 +1,295 @@
+"""The two-stage tracker online: Algorithm 1 of the paper behind the tracker interface.
+
+    init:  object box from the first mask; ROI = that box doubled (clipped to [56, 672]);
+           the local model's memory from the ROI image and mask (Sec. 3.2); theta_old = the
+           object box as theta; the global model's state warmed up on the first mask.
+    track: theta_t  = global model (previous full-frame map resized to 224x224, aspect W/H)
+           theta_est = beta * theta_t + (1 - beta) * theta_old       (beta = 0.8)
+           ROI = box(theta_est) doubled, clipped, centre kept in the frame
+           map = paste(local model(crop(frame, ROI)), the same ROI)  (DESIGN.md: not theta_t)
+
+Choices where the paper is silent:
+- Warm-up: the global model is trained with its loss counted only from frame 5 of each clip
+  (it needs a burn-in). At `init` it is fed the first mask `warmup` times (default 5), as if
+  the object had stood still for that long before the sequence started; `warmup=0` follows
+  Algorithm 1 literally.
+- The global model's input: Fig. 1 calls it a binary image. The previous probability map is
+  binarised (prob >= `map_threshold`, 0.5, as `evaluation.metrics.binarize`) before it is
+  resized; `map_threshold=None` feeds the
+  probabilities themselves. Training must feed the same (tracker.roi.resize_map of 0/1 maps).
+- theta_old <- theta_est after each step, with theta_est's box kept sane first: centre inside
+  the frame, side within [28, 336] pixels (half the ROI's range). An object that leaves the
+  frame is therefore waited for with a ROI on the border it left by, never lost to infinity.
+- A ROI given from outside (Table 2 protocol) replaces the global model's ROI for cropping and
+  pasting, as given (not clipped to [56, 672]); the global model still runs, so its state
+  and theta stay current and the debug fields keep meaning the same thing (its cost is
+  small next to the local model's).
+
+Per `track`: one frame goes host -> device, one map device -> host; nothing else waits for
+the device. The state keeps every tensor on the device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from tracker import roi as geometry
+from tracker.frames import as_mask, as_rgb
+from tracker.interface import Box
+
+DEFAULT_CONFIG_NAME = "lite"
+"""The configuration of the shipped checkpoint (checkpoints/two-stage-lite.safetensors)."""
+
+
+@dataclass(frozen=True)
+class TwoStageState:
+    """Everything one sequence's tracking carries from frame to frame, on the device.
+
+    Debug fields, for plots (ROIs drawn over frames, Fig. 3's memory cells): `roi` is the box
+    that cropped (and pasted) the last frame, `theta` the global model's last raw output,
+    `theta_est` the smoothed one, `local` the local model's (h, c) per ConvLSTM layer.
+    """
+
+    frame_size: tuple[int, int]
+    """(H, W) of the first frame; every later frame must match."""
+    frame_index: int
+    """0 after `init`, t after the t-th `track`."""
+    local: Any
+    """The local model's LocalState: (h, c) of each ConvLSTM layer."""
+    global_state: Any
+    """The global model's recurrent state."""
+    global_input: Tensor
+    """[1, 1, 224, 224]: the previous map as the global model will read it next."""
+    aspect: Tensor
+    """[1]: W / H, fed to the global model's last layer."""
+    theta: Tensor
+    """[1, 3]: theta_t of the last step (after init: the last warm-up output)."""
+    theta_est: Tensor
+    """[1, 3]: the smoothed theta of the last step, = theta_old of the next."""
+    roi: Tensor
+    """[1, 3]: (cx, cy, side) in pixels of the ROI that cropped the last frame."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """CPU copies of the debug fields (a device sync: for plots, not for the tracking loop)."""
+        memory = [tuple(t.detach().cpu() for t in pair) for pair in _memory_pairs(self.local)]
+        return {
+            "frame_index": self.frame_index,
+            "roi": self.roi[0].cpu().tolist(),
+            "theta": self.theta[0].cpu().tolist(),
+            "theta_est": self.theta_est[0].cpu().tolist(),
+            "memory": memory,
+        }
+
+
+def _from_numpy(array: np.ndarray) -> Tensor:
+    """torch.from_numpy without its warning about read-only arrays (decoded images often are):
+    the tensor is only read, copied to the device or to float, never written."""
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
+def _memory_pairs(local_state: Any) -> list[tuple[Tensor, Tensor]]:
+    """(h, c) per ConvLSTM layer from a LocalState, whatever its exact container."""
+    layers = getattr(local_state, "layers", local_state)
+    return [tuple(pair) for pair in layers]
+
+
+class TwoStageTracker:
+    """Algorithm 1 with a global and a local model; see the module docstring."""
+
+    name = "two-stage"
+
+    def __init__(
+        self,
+        local_model: nn.Module,
+        global_model: nn.Module,
+        device: str | torch.device | None = None,
+        beta: float = 0.8,
+        warmup: int = 5,
+        map_threshold: float | None = 0.5,
+    ) -> None:
+        from tracker.device import resolve_device
+
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta = {beta}: the smoothing weight of theta_t must lie in [0, 1]")
+        if warmup < 0:
+            raise ValueError(f"warmup = {warmup}: must be >= 0 steps")
+        if map_threshold is not None and not 0.0 <= map_threshold <= 1.0:
+            raise ValueError(f"map_threshold = {map_threshold}: must lie in [0, 1] (or be None)")
+        self.device = resolve_device(device)
+        self.local_model = local_model.to(self.device).eval()
+        self.global_model = global_model.to(self.device).eval()
+        # Crop and global-input sizes follow the models' configurations (224 in `paper` and `lite`).
+        self.roi_size = int(getattr(getattr(local_model, "config", None), "roi_size", geometry.ROI_SIZE))
+        self.global_size = int(getattr(getattr(global_model, "config", None), "input_size", geometry.ROI_SIZE))
+        self.beta = float(beta)
+        self.warmup = int(warmup)
+        self.map_threshold = map_threshold
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        backbone: nn.Module | None = None,
+        **options: Any,
+    ) -> TwoStageTracker:
+        """Both models rebuilt from the configuration stored in `path`, weights loaded.
+
+        `backbone`: a VGG16Pool4 to share (e.g. with a baseline in the same process); by
+        default the one the stored configuration names, from the weights cache. `options` go
+        to the constructor (beta, warmup, map_threshold).
+        """
+        from tracker.checkpoint import load_checkpoint, load_weights
+        from tracker.config import ModelConfig
+        from tracker.global_model import GlobalModel
+        from tracker.local_model import LocalModel
+
+        config_dict, states, _ = load_checkpoint(path, "two-stage")
+        config = ModelConfig.from_dict(config_dict)
+        local_model = LocalModel(config.local, backbone=backbone)
+        global_model = GlobalModel(config.global_)
+        load_weights(local_model, states["local"], path, "local")
+        load_weights(global_model, states["global"], path, "global")
+        return cls(local_model, global_model, device=device, **options)
+
+    # --- the interface ------------------------------------------------------------------
+
+    @torch.no_grad()
+    def init(self, frame: np.ndarray, mask: np.ndarray) -> TwoStageState:
+        """Start a sequence on its first frame and object mask (Algorithm 1, lines 1-2)."""
+        frame = as_rgb(frame)
+        frame_size = (frame.shape[0], frame.shape[1])
+        mask = as_mask(mask, frame_size)
+        if not mask.any():
+            raise ValueError("nothing to track: the first mask is empty")
+        image = self._to_device(frame)
+        mask_t = _from_numpy(mask).to(self.device)[None, None].float()
+
+        object_box = geometry.box_from_mask(mask_t[:, 0])  # [1, 3]
+        roi = geometry.roi_from_object_box(object_box)
+        local_state = self.local_model.init_memory(
+            geometry.crop(image, roi, self.roi_size), geometry.crop(mask_t, roi, self.roi_size)
+        )
+
+        aspect = torch.full((1,), frame_size[1] / frame_size[0], device=self.device)
+        global_input = geometry.resize_map(mask_t, self.global_size)
+        global_state = self.global_model.initial_state(1, self.device)
+        theta_old = geometry.box_to_theta(object_box, frame_size)
+        theta = theta_old
+        for _ in range(self.warmup):
+            theta, global_state = self.global_model.step(global_input, aspect, global_state)
+        return TwoStageState(
+            frame_size=frame_size,
+            frame_index=0,
+            local=local_state,
+            global_state=global_state,
+            global_input=global_input,
+            aspect=aspect,
+            theta=theta,
+            theta_est=theta_old,
+            roi=roi,
+        )
+
+    @torch.no_grad()
+    def track(self, frame: np.ndarray, state: TwoStageState, roi: Box | None = None) -> tuple[np.ndarray, TwoStageState]:
+        """One frame -> its full-frame probability map, HxW float32 (Algorithm 1, lines 4-8)."""
+        if not isinstance(state, TwoStageState):
+            raise TypeError(f"state must come from TwoStageTracker.init, got {type(state).__name__}")
+        frame = as_rgb(frame)
+        if frame.shape[:2] != state.frame_size:
+            raise ValueError(
+                f"frame is {frame.shape[0]}x{frame.shape[1]} but the sequence started at "
+                f"{state.frame_size[0]}x{state.frame_size[1]}: one tracker state follows one video"
+            )
+        given = None if roi is None else self._given_roi(roi)
+        image = self._to_device(frame)
+
+        theta, global_state = self.global_model.step(state.global_input, state.aspect, state.global_state)
+        theta_est = self.beta * theta + (1.0 - self.beta) * state.theta_est
+        object_box = self._sane_object_box(geometry.theta_to_box(theta_est, state.frame_size), state.frame_size)
+        theta_est = geometry.box_to_theta(object_box, state.frame_size)
+        box = geometry.roi_from_object_box(object_box) if given is None else given
+
+        prob_roi, local_state = self.local_model.step(geometry.crop(image, box, self.roi_size), state.local)
+        prob = geometry.paste(prob_roi, box, state.frame_size)
+        next_input = prob if self.map_threshold is None else (prob >= self.map_threshold).to(prob.dtype)
+        new_state = dataclasses.replace(
+            state,
+            frame_index=state.frame_index + 1,
+            local=local_state,
+            global_state=global_state,
+            global_input=geometry.resize_map(next_input, self.global_size),
+            theta=theta,
+            theta_est=theta_est,
+            roi=box,
+        )
+        return prob[0, 0].float().cpu().numpy(), new_state
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _to_device(self, frame: np.ndarray) -> Tensor:
+        """HxWx3 uint8 -> a [1, 3, H, W] uint8 view on the device.
+
+        uint8 crosses the bus (a quarter of float32), and stays uint8: `roi.crop` converts
+        only the pixels it samples, so a 4K frame is never converted whole. On CUDA the frame
+        goes through pinned memory with `non_blocking`, so the upload does not wait for the
+        device either: the map's download is the step's only sync.
+        """
+        pixels = _from_numpy(frame)
+        if self.device.type == "cuda":
+            pixels = pixels.pin_memory().to(self.device, non_blocking=True)
+        else:
+            pixels = pixels.to(self.device)
+        return pixels.permute(2, 0, 1)[None]
+
+    @staticmethod
+    def _sane_object_box(box: Tensor, frame_size: tuple[int, int]) -> Tensor:
+        """Centre inside the frame, side within half the ROI range (see the module docstring)."""
+        cx, cy, side = geometry.keep_in_frame(box, frame_size).unbind(-1)
+        side = side.clamp(geometry.MIN_ROI_SIDE / geometry.ROI_SCALE, geometry.MAX_ROI_SIDE / geometry.ROI_SCALE)
+        return torch.stack((cx, cy, side), dim=-1)
+
+    def _given_roi(self, roi: Box) -> Tensor:
+        values = tuple(float(v) for v in roi)
+        if len(values) != 3 or not values[2] > 0 or not all(np.isfinite(values)):
+            raise ValueError(f"roi must be a square box (cx, cy, side) with side > 0, got {roi!r}")
+        box = torch.tensor([values], dtype=torch.float32)
+        if self.device.type == "cuda":
+            # Pinned memory + non_blocking: the three numbers travel without stalling the host.
+            return box.pin_memory().to(self.device, non_blocking=True)
+        return box.to(self.device)
+
+
+def build(checkpoint: str | None = None, device: str | None = None) -> TwoStageTracker:
+    """Registry factory: the shipped checkpoint unless `checkpoint` names another file.
+
+    Never falls back to untrained weights: a missing default checkpoint is an error saying
+    how to make one. (Tests and experiments with fresh models use the constructor.)
+    """
+    from tracker.checkpoint import default_checkpoint
+
+    if checkpoint is None:
+        path = default_checkpoint("two-stage", DEFAULT_CONFIG_NAME)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the two-stage tracker has no trained weights yet: {path} does not exist. "
+                "Train them with `pixtrack train` (which writes that file), or pass an existing "
+                "two-stage checkpoint with --checkpoint PATH"
+            )
+    else:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"no two-stage checkpoint at {path} (from --checkpoint)")
+    return TwoStageTracker.from_checkpoint(path, device=device)
