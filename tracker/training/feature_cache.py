@@ -1,0 +1,158 @@
+"""pool4 features of prepared local-model clips, computed once so training epochs skip VGG.
+
+The backbone is frozen (Sec. 3.1), so a clip's pool4 features never change: on a CPU, where
+VGG16 costs ~0.3 s an image and the rest of a `lite` step a few ms, caching is what makes
+training possible at all. The price: the cache holds a fixed set of clips (`views` passes
+over a `LocalClipDataset`, each with fresh frames, perturbations and insertions), where
+online training draws new ones every epoch. On a GPU, training online from images is cheap
+and the cache is optional.
+
+Layout of a cache folder (numpy .npy files, memory-mapped when read, so DataLoader workers
+and several epochs share the page cache):
+
+    plain.npy   float16 [N, T + 1, 512, s, s]  pool4 of every clip frame (s = 224 / 16)
+    masked.npy  float16 [N, 512, s, s]         pool4 of frame 0 with the dilated mask before pool1
+    masks.npy   uint8   [N, T + 1, 1, 224, 224] ROI ground truth, coverage * 255
+    meta.json   written last: a folder without it is incomplete and is rebuilt
+
+Frame 0's pair comes from `LocalModel.memory_features` (the model decides how the mask is
+dilated and applied), frames 1..T from `LocalModel.features`: T + 2 backbone images a clip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from tracker.training.samples import LocalClipDataset
+
+FLOAT16_MAX = float(torch.finfo(torch.float16).max)
+FORMAT = "pixtrack-feature-cache"
+VERSION = 1
+
+
+class FeatureCache(Dataset):
+    """Cached clips as a dataset: item -> {"plain", "masked", "masks"} float32 tensors."""
+
+    def __init__(self, plain: np.ndarray, masked: np.ndarray, masks: np.ndarray) -> None:
+        if not (len(plain) == len(masked) == len(masks)):
+            raise ValueError(f"feature cache parts disagree: {len(plain)}, {len(masked)}, {len(masks)} clips")
+        self.plain, self.masked, self.masks = plain, masked, masks
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike) -> FeatureCache:
+        """A complete cache folder, memory-mapped read-only."""
+        folder = Path(folder)
+        meta = read_meta(folder)
+        if meta is None:
+            raise FileNotFoundError(f"{folder} holds no complete feature cache (no readable meta.json)")
+        parts = [np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("plain", "masked", "masks")]
+        return cls(*parts)
+
+    @property
+    def frames(self) -> int:
+        """T: clip frames after the initial one."""
+        return self.plain.shape[1] - 1
+
+    def __len__(self) -> int:
+        return len(self.plain)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return {
+            "plain": torch.from_numpy(np.asarray(self.plain[index], dtype=np.float32)),
+            "masked": torch.from_numpy(np.asarray(self.masked[index], dtype=np.float32)),
+            "masks": torch.from_numpy(np.asarray(self.masks[index], dtype=np.float32) / 255.0),
+        }
+
+
+def read_meta(folder: str | os.PathLike) -> dict | None:
+    """The cache's meta.json, or None where the folder holds no complete cache."""
+    path = Path(folder) / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        return None
+    return meta
+
+
+@torch.no_grad()
+def build_feature_cache(
+    model,
+    dataset: LocalClipDataset,
+    *,
+    views: int = 1,
+    folder: str | os.PathLike | None = None,
+    batch_size: int = 4,
+    workers: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    description: str = "features",
+) -> FeatureCache:
+    """Run the frozen backbone of `model` (a `LocalModel`) over `views` epochs of `dataset`.
+
+    `folder`: write the cache there (memory-mapped .npy files; any incomplete cache in it is
+    replaced) and reuse it if it is already complete; None keeps it in memory.
+    """
+    if views < 1:
+        raise ValueError(f"views must be >= 1, got {views}")
+    if folder is not None and read_meta(folder) is not None:
+        return FeatureCache.open(folder)
+    device = torch.device(device)
+    count, frames = views * len(dataset), dataset.config.frames
+    side, size = model.config.feature_size, model.config.roi_size
+    shapes = {
+        "plain": ((count, frames + 1, 512, side, side), np.float16),
+        "masked": ((count, 512, side, side), np.float16),
+        "masks": ((count, frames + 1, 1, size, size), np.uint8),
+    }
+    if folder is None:
+        arrays = {name: np.empty(shape, dtype) for name, (shape, dtype) in shapes.items()}
+    else:
+        folder = Path(folder)
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        arrays = {name: np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+                  for name, (shape, dtype) in shapes.items()}
+    model = model.to(device).eval()
+    written = 0
+    bar = tqdm(total=count, desc=description, unit="clip", disable=not progress, leave=False)
+    for view in range(views):
+        dataset.set_epoch(view)
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+        for batch in loader:
+            images = batch["images"].to(device, non_blocking=True).float()
+            masks = batch["masks"].to(device, non_blocking=True)
+            n = images.shape[0]
+            plain0, masked = model.memory_features(images[:, 0], masks[:, 0])
+            rest = model.features(images[:, 1:].flatten(0, 1)).reshape(n, frames, *plain0.shape[1:])
+            plain = torch.cat((plain0[:, None], rest), dim=1)
+            largest = float(torch.maximum(plain.abs().amax(), masked.abs().amax()))
+            if not largest <= FLOAT16_MAX:
+                raise ValueError(f"pool4 features reach {largest:g}, beyond float16's range: cannot cache them")
+            span = slice(written, written + n)
+            arrays["plain"][span] = plain.to(torch.float16).cpu().numpy()
+            arrays["masked"][span] = masked.to(torch.float16).cpu().numpy()
+            arrays["masks"][span] = (masks * 255).round().to(torch.uint8).cpu().numpy()
+            written += n
+            bar.update(n)
+    bar.close()
+    if folder is None:
+        return FeatureCache(arrays["plain"], arrays["masked"], arrays["masks"])
+    for array in arrays.values():
+        array.flush()
+    del arrays
+    meta = {"format": FORMAT, "version": VERSION, "clips": count, "frames": frames, "views": views,
+            "seed": dataset.seed}
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    return FeatureCache.open(folder)

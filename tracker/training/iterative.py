@@ -1,0 +1,418 @@
+"""The iterative optimisation of paper Sec. 5.1, stage by stage, resumable.
+
+    split             the training sequences in two halves (seeded)                  split.json
+    local-1, local-2  step 1: a local model on each half (Sec. 3.3 clips, Eq. 2)     local-1/2.safetensors
+    global-gt         step 2: the global model on ground-truth maps (Eq. 4, dilation) global-gt.safetensors
+    track-predicted   step 3: Algorithm 1 (TwoStageTracker) with local 1 on half 2
+                      and local 2 on half 1: the maps it feeds its global model      track-predicted.npz
+    global-predicted  step 4: the global model updated on inputs Z_0, Z^_1..Z^_T
+                      (targets stay the ground truth)                               global-predicted.safetensors
+    track-rois        step 5a: the same cross tracking with the updated global
+                      model: the ROIs it crops                                      track-rois.npz
+    local-final       step 5b: the local model on those ROIs, whole training set    local-final.safetensors
+    checkpoint        local-final + global-predicted as one two-stage checkpoint     two-stage-<config>.safetensors
+
+Every stage writes its output under OUT atomically; a rerun skips stages whose output exists
+and resumes an interrupted training stage from OUT/resume/<stage>.pt. OUT/run.json records
+the settings: a rerun with other settings (that change results) is refused rather than
+mixing two runs. Losses go to OUT/logs/<stage>.csv (and OUT/tensorboard where TensorBoard is
+installed). On a CPU (or with `feature_cache=True`) the local stages train on cached pool4
+features (OUT/cache/<stage>, deleted when the stage is done unless `keep_cache`).
+
+Under torchrun every rank trains (DDP); rank 0 alone tracks, caches and writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import shutil
+import sys
+from collections.abc import Callable, Sequence as SequenceOf
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tracker.training.curriculum import DilationSchedule
+from tracker.training.hardware import Runtime
+from tracker.training.loop import LoopConfig
+from tracker.training.loss_log import LossLog
+from tracker.training.samples import ClipConfig
+from tracker.training.weights import load_model_weights, save_model_weights
+
+STAGES = ("split", "local-1", "local-2", "global-gt", "track-predicted", "global-predicted",
+          "track-rois", "local-final", "checkpoint")
+
+
+@dataclass(frozen=True)
+class IterativeSettings:
+    """Everything that changes what the iterative procedure produces (see `pixtrack train iterative -h`)."""
+
+    config: str = "lite"
+    seed: int = 0
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    local_clips_per_sequence: int = 4
+    """Clips a sequence an epoch (or cached view) of local training."""
+    local_views: int = 4
+    """Cached local-model passes over the clips (different frames, perturbations, insertions)."""
+    local_loop: LoopConfig = field(default_factory=lambda: LoopConfig(iterations=2000, lr=1e-4))
+    local_batch: int = 4
+    local_warm_start: bool = False
+    """Step 5 fine-tunes local model 1 instead of training from scratch."""
+    global_frames: int = 32
+    global_clips_per_sequence: int = 8
+    global_loop: LoopConfig = field(default_factory=lambda: LoopConfig(iterations=20000, lr=1e-4))
+    global_update_loop: LoopConfig = field(default_factory=lambda: LoopConfig(iterations=5000, lr=3e-5))
+    global_batch: int = 8
+    object_weight: float = 40.0
+    global_lambda: float = 0.1
+    first_frame: int = 5
+    warmup: int = 5
+    dilation: DilationSchedule = field(default_factory=DilationSchedule)
+    track_clips_per_sequence: int = 4
+    """Tracked clips a sequence in steps 3 and 5."""
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+class IterativeRun:
+    """One run of the procedure in folder `out` over `sequences`; `run()` does what is left."""
+
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        sequences: SequenceOf,
+        settings: IterativeSettings,
+        runtime: Runtime,
+        *,
+        workers: int = 0,
+        feature_cache: bool | None = None,
+        keep_cache: bool = False,
+        half: bool = False,
+        backbone: nn.Module | None = None,
+        progress: bool = True,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        from tracker.config import get_config
+
+        self.out = Path(out)
+        self.sequences = list(sequences)
+        self.names = [s.name for s in self.sequences]
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("training sequence names must be unique")
+        self.settings, self.runtime = settings, runtime
+        self.model_config = get_config(settings.config)
+        self.workers, self.keep_cache, self.half, self.progress = workers, keep_cache, half, progress
+        self.feature_cache = runtime.device.type == "cpu" if feature_cache is None else feature_cache
+        self._backbone = backbone
+        self._boxes = None
+        self._maps = None
+        self.say = say or (lambda message: print(message, file=sys.stderr) if runtime.is_main else None)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def output(self, stage: str) -> Path:
+        names = {
+            "split": "split.json", "local-1": "local-1.safetensors", "local-2": "local-2.safetensors",
+            "global-gt": "global-gt.safetensors", "track-predicted": "track-predicted.npz",
+            "global-predicted": "global-predicted.safetensors", "track-rois": "track-rois.npz",
+            "local-final": "local-final.safetensors", "checkpoint": f"two-stage-{self.settings.config}.safetensors",
+            "local": "local.safetensors", "global": "global.safetensors",
+        }
+        return self.out / names[stage]
+
+    def finished(self) -> list[str]:
+        return [stage for stage in STAGES if self.output(stage).is_file()]
+
+    def _check_manifest(self, name: str = "run") -> None:
+        manifest = {"settings": self.settings.to_dict(), "sequences": sorted(self.names)}
+        path = self.out / f"{name}.json"
+        if path.is_file():
+            previous = json.loads(path.read_text())
+            if previous != manifest:
+                changed = sorted(k for k in manifest["settings"] if manifest["settings"][k] != previous.get("settings", {}).get(k))
+                if previous.get("sequences") != manifest["sequences"]:
+                    changed.append("training sequences")
+                raise ValueError(f"{self.out} holds a run with other settings ({', '.join(changed)}); "
+                                 "resume with the same arguments or use another --out")
+        elif self.runtime.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(manifest, indent=1) + "\n")
+        self.runtime.barrier()
+
+    @staticmethod
+    def _role(stage: str) -> str:
+        return "local" if stage.startswith("local") else "global"
+
+    def _load(self, stage: str, module: nn.Module) -> nn.Module:
+        return load_model_weights(self.output(stage), module, self.model_config, self._role(stage))
+
+    def _log(self, stage: str) -> LossLog:
+        return LossLog(self.out / "logs" / f"{stage}.csv", tensorboard_dir=self.out / "tensorboard",
+                       enabled=self.runtime.is_main)
+
+    # ------------------------------------------------------------------ shared pieces
+
+    def backbone(self) -> nn.Module:
+        if self._backbone is None:
+            from tracker.backbone import VGG16Pool4
+
+            self._backbone = VGG16Pool4(self.model_config.local.backbone)
+        return self._backbone.to(self.runtime.device)
+
+    def local_model(self) -> nn.Module:
+        from tracker.local_model import LocalModel
+
+        return LocalModel(self.model_config.local, backbone=self.backbone())
+
+    def global_model(self) -> nn.Module:
+        from tracker.global_model import GlobalModel
+
+        return GlobalModel(self.model_config.global_)
+
+    def boxes(self) -> list:
+        from tracker.training.samples import object_boxes
+
+        if self._boxes is None:
+            self._boxes = [object_boxes(s) for s in self.sequences]
+        return self._boxes
+
+    def maps(self) -> list:
+        from tracker.training.global_samples import ground_truth_maps
+
+        if self._maps is None:
+            self._maps = [ground_truth_maps(s) for s in self.sequences]
+        return self._maps
+
+    def halves(self) -> tuple[list[int], list[int]]:
+        split = json.loads(self.output("split").read_text())
+        index = {name: i for i, name in enumerate(self.names)}
+        return [index[n] for n in split["half1"]], [index[n] for n in split["half2"]]
+
+    # ------------------------------------------------------------------ the stages
+
+    def run(self) -> Path:
+        """Run every unfinished stage in order; returns the two-stage checkpoint's path."""
+        insert = self.settings.clip.insert_noise
+        minimum = 4 if insert else 2
+        if len(self.sequences) < minimum:
+            raise ValueError(
+                f"iterative optimisation needs at least {minimum} training sequences (two halves"
+                f"{', each with two for noisy-frame insertion' if insert else ''}), got {len(self.sequences)}"
+            )
+        self.run_stages(STAGES, "run")
+        return self.output("checkpoint")
+
+    def run_stages(self, stages: SequenceOf[str], manifest: str) -> None:
+        """Run the unfinished ones of `stages` in order, under the settings record OUT/<manifest>.json."""
+        self._check_manifest(manifest)
+        for stage in stages:
+            if self.output(stage).is_file():
+                self.say(f"[{stage}] done already: {self.output(stage)}")
+                continue
+            self.say(f"[{stage}] ...")
+            getattr(self, "stage_" + stage.replace("-", "_"))()
+            self.runtime.barrier()
+            if not self.output(stage).is_file():
+                raise RuntimeError(f"stage {stage} finished without writing {self.output(stage)}")
+        if self.runtime.is_main:
+            for folder in (self.out / "cache", self.out / "resume"):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+
+    def stage_split(self) -> None:
+        names = sorted(self.names)
+        random.Random(self.settings.seed).shuffle(names)
+        middle = (len(names) + 1) // 2
+        if self.runtime.is_main:
+            path = self.output("split")
+            path.write_text(json.dumps({"half1": sorted(names[:middle]), "half2": sorted(names[middle:])}, indent=1))
+
+    def _cached(self, stage: str, model: nn.Module, dataset, views: int):
+        """`dataset` as cached features (built by rank 0 into OUT/cache/<stage>), or itself."""
+        from tracker.training.feature_cache import FeatureCache, build_feature_cache
+
+        if not self.feature_cache:
+            return dataset
+        folder = self.out / "cache" / stage
+        if self.runtime.is_main:
+            build_feature_cache(model, dataset, views=views, folder=folder, batch_size=self.settings.local_batch,
+                                workers=self.workers, device=self.runtime.device, progress=self.progress,
+                                description=f"{stage} features")
+        self.runtime.barrier()
+        return FeatureCache.open(folder)
+
+    def _train_local(self, stage: str, model: nn.Module, dataset, indices: SequenceOf[int]) -> None:
+        """Train a local model on `dataset`; with early termination on, validated on fresh
+        ground-truth-placed clips of the sequences `indices` (another seed)."""
+        from tracker.training.local_trainer import train_local
+        from tracker.training.samples import LocalClipDataset
+
+        settings = self.settings
+        data = self._cached(stage, model, dataset, settings.local_views)
+        validation = None
+        if settings.local_loop.validate_every:
+            clips = LocalClipDataset([self.sequences[i] for i in indices], settings.clip,
+                                     seed=settings.seed + 1000 + len(stage), clips_per_sequence=1,
+                                     boxes=[self.boxes()[i] for i in indices])
+            validation = self._cached(f"{stage}-validation", model, clips, 1)
+        resume = self.out / "resume" / f"{stage}.pt"
+        resume.parent.mkdir(parents=True, exist_ok=True)
+        log = self._log(stage)
+        train_local(model, data, settings.local_loop, self.runtime, batch_size=settings.local_batch,
+                    workers=0 if self.feature_cache else self.workers, seed=settings.seed, log=log,
+                    resume_path=resume, validation=validation, description=stage, progress=self.progress)
+        log.close()
+        if self.runtime.is_main:
+            save_model_weights(self.output(stage), model, self.model_config, self._role(stage))
+            resume.unlink(missing_ok=True)
+            if not self.keep_cache:
+                for folder in (stage, f"{stage}-validation"):
+                    shutil.rmtree(self.out / "cache" / folder, ignore_errors=True)
+
+    def _local_stage(self, half: int) -> None:
+        from tracker.training.samples import LocalClipDataset
+
+        indices = self.halves()[half - 1]
+        torch.manual_seed(self.settings.seed + half)
+        dataset = LocalClipDataset([self.sequences[i] for i in indices], self.settings.clip,
+                                   seed=self.settings.seed + half,
+                                   clips_per_sequence=self.settings.local_clips_per_sequence,
+                                   boxes=[self.boxes()[i] for i in indices])
+        self._train_local(f"local-{half}", self.local_model(), dataset, indices)
+
+    def stage_local_1(self) -> None:
+        self._local_stage(1)
+
+    def stage_local_2(self) -> None:
+        self._local_stage(2)
+
+    def _global_loss(self, dilation: DilationSchedule):
+        from tracker.training.global_trainer import GlobalLossConfig
+
+        s = self.settings
+        return GlobalLossConfig(object_weight=s.object_weight, lam=s.global_lambda, first_frame=s.first_frame,
+                                warmup=s.warmup, dilation=dilation)
+
+    def _train_global(self, stage: str, model: nn.Module, dataset, loop: LoopConfig, dilation: DilationSchedule) -> None:
+        from tracker.training.global_trainer import train_global
+
+        resume = self.out / "resume" / f"{stage}.pt"
+        resume.parent.mkdir(parents=True, exist_ok=True)
+        log = self._log(stage)
+        train_global(model, dataset, loop, self.runtime, batch_size=self.settings.global_batch,
+                     seed=self.settings.seed, loss=self._global_loss(dilation), log=log, resume_path=resume,
+                     description=stage, progress=self.progress)
+        log.close()
+        if self.runtime.is_main:
+            save_model_weights(self.output(stage), model, self.model_config, self._role(stage))
+            resume.unlink(missing_ok=True)
+
+    def stage_global_gt(self) -> None:
+        from tracker.training.global_samples import GlobalClipDataset
+
+        torch.manual_seed(self.settings.seed + 3)
+        dataset = GlobalClipDataset(self.maps(), self.settings.global_frames, seed=self.settings.seed,
+                                    clips_per_sequence=self.settings.global_clips_per_sequence)
+        self._train_global("global-gt", self.global_model(), dataset, self.settings.global_loop, self.settings.dilation)
+
+    def _cross_track(self, global_stage: str, frames: int, seed: int, description: str):
+        """Algorithm 1 with local model 1 on half 2 and local model 2 on half 1."""
+        from tracker.training.tracked import choose_starts, track_clips
+        from tracker.two_stage import TwoStageTracker
+
+        runs = []
+        half1, half2 = self.halves()
+        pixels = [b.pixels for b in self.boxes()]
+        for local_stage, indices in (("local-1", half2), ("local-2", half1)):
+            local = self._load(local_stage, self.local_model())
+            global_ = self._load(global_stage, self.global_model())
+            tracker = TwoStageTracker(local, global_, device=self.runtime.device, warmup=self.settings.warmup)
+            subset = [self.sequences[i] for i in indices]
+            starts = choose_starts([pixels[i] for i in indices], frames, self.settings.track_clips_per_sequence,
+                                   seed, self.settings.clip.min_object_pixels)
+            runs += track_clips(tracker, subset, starts, frames, progress=self.progress,
+                                description=f"{description} ({local_stage})")
+        if not runs:
+            raise ValueError(f"no training sequence has {frames + 1} frames to track")
+        return runs
+
+    def stage_track_predicted(self) -> None:
+        from tracker.training.tracked import save_runs
+
+        if self.runtime.is_main:
+            runs = self._cross_track("global-gt", self.settings.global_frames, self.settings.seed + 5, "step 3")
+            save_runs(self.output("track-predicted"), runs)
+
+    def stage_global_predicted(self) -> None:
+        from tracker.training.global_samples import GlobalClipDataset
+        from tracker.training.tracked import load_runs
+
+        index = {name: i for i, name in enumerate(self.names)}
+        clips = [run.predicted_clip(index[run.name]) for run in load_runs(self.output("track-predicted"))]
+        dataset = GlobalClipDataset(self.maps(), self.settings.global_frames, predicted=clips)
+        model = self._load("global-gt", self.global_model())
+        self._train_global("global-predicted", model, dataset, self.settings.global_update_loop,
+                           DilationSchedule(start=1))
+
+    def stage_track_rois(self) -> None:
+        from tracker.training.tracked import save_runs
+
+        if self.runtime.is_main:
+            runs = self._cross_track("global-predicted", self.settings.clip.frames, self.settings.seed + 7, "step 5")
+            save_runs(self.output("track-rois"), runs)
+
+    def stage_local_final(self) -> None:
+        from tracker.training.samples import LocalClipDataset
+        from tracker.training.tracked import load_runs
+
+        index = {name: i for i, name in enumerate(self.names)}
+        clips = [run.tracked_clip(index[run.name]) for run in load_runs(self.output("track-rois"))]
+        dataset = LocalClipDataset(self.sequences, self.settings.clip, seed=self.settings.seed + 9,
+                                   tracked=clips, boxes=self.boxes())
+        torch.manual_seed(self.settings.seed + 9)
+        model = self.local_model()
+        if self.settings.local_warm_start:
+            self._load("local-1", model)
+        self._train_local("local-final", model, dataset, range(len(self.sequences)))
+
+    def stage_checkpoint(self) -> None:
+        self.assemble("local-final", "global-predicted", "pixtrack train iterative")
+
+    def assemble(self, local_stage: str, global_stage: str, trained_by: str) -> Path:
+        """The two-stage checkpoint (`tracker.checkpoint.save_checkpoint`) of two stages' models."""
+        from tracker.checkpoint import save_checkpoint
+
+        path = self.output("checkpoint")
+        if self.runtime.is_main:
+            local = self._load(local_stage, self.local_model())
+            global_ = self._load(global_stage, self.global_model())
+            save_checkpoint(path, "two-stage", self.model_config, {"local": local, "global": global_},
+                            extra_metadata={"trained_by": trained_by, "settings": self.settings.to_dict(),
+                                            "sequences": sorted(self.names)}, half=self.half)
+        return path
+
+    # ------------------------------------------------------------------ single models
+
+    def stage_local(self) -> None:
+        """One local model on Sec. 3.3 clips of every training sequence (`pixtrack train local`)."""
+        from tracker.training.samples import LocalClipDataset
+
+        torch.manual_seed(self.settings.seed)
+        dataset = LocalClipDataset(self.sequences, self.settings.clip, seed=self.settings.seed,
+                                   clips_per_sequence=self.settings.local_clips_per_sequence, boxes=self.boxes())
+        self._train_local("local", self.local_model(), dataset, range(len(self.sequences)))
+
+    def stage_global(self) -> None:
+        """One global model on ground-truth maps of every training sequence (`pixtrack train global`)."""
+        from tracker.training.global_samples import GlobalClipDataset
+
+        torch.manual_seed(self.settings.seed)
+        dataset = GlobalClipDataset(self.maps(), self.settings.global_frames, seed=self.settings.seed,
+                                    clips_per_sequence=self.settings.global_clips_per_sequence)
+        self._train_global("global", self.global_model(), dataset, self.settings.global_loop, self.settings.dilation)

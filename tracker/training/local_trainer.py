@@ -1,0 +1,117 @@
+"""Training the local segmentation model on Sec. 3.3 clips with Eq. 2.
+
+A batch is either cached features (`FeatureCache`: `plain`, `masked`, `masks`) or clips of
+ROI images (`LocalClipDataset`: `images`, `masks`), whose pool4 features are then computed
+on the fly by the frozen backbone (the usual choice on a GPU). Either way one clip runs as at
+tracking time: memory from frame 0 (plain and masked pool4, Sec. 3.2), then one ConvLSTM
+step a frame for frames 1..T, whose logits meet z_1..z_T in Eq. 2.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from tracker.training.hardware import Runtime
+from tracker.training.loop import LoopConfig, run_loop
+from tracker.training.loss_log import LossLog
+from tracker.training.losses import LOCAL_BETA, LOCAL_LAMBDA, LossParts, local_loss
+
+
+@dataclass(frozen=True)
+class LocalLossConfig:
+    """Eq. 2's constants and normalisation (see `tracker.training.losses`)."""
+
+    lam: float = LOCAL_LAMBDA
+    beta: float = LOCAL_BETA
+    reduction: str = "mean"
+
+
+class LocalUnroll(nn.Module):
+    """A whole clip through a `LocalModel`, as one forward (what DDP needs to sync gradients).
+
+    plain `[B, T + 1, 512, s, s]`, masked `[B, 512, s, s]` -> logits `[B, T, 1, S, S]`.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, plain: Tensor, masked: Tensor) -> Tensor:
+        state = self.model.init_memory_from_features(plain[:, 0], masked)
+        logits = []
+        for k in range(1, plain.shape[1]):
+            step, state = self.model.step_from_features_logits(plain[:, k], state)
+            logits.append(step)
+        return torch.stack(logits, dim=1)
+
+
+@torch.no_grad()
+def clip_features(model: nn.Module, batch: dict[str, Tensor], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """(plain, masked, masks) of a batch on `device`, from the cache or through the backbone."""
+    masks = batch["masks"].to(device, non_blocking=True).float()
+    if "plain" in batch:
+        return batch["plain"].to(device, non_blocking=True), batch["masked"].to(device, non_blocking=True), masks
+    images = batch["images"].to(device, non_blocking=True).float()
+    batch_size, frames = images.shape[:2]
+    plain0, masked = model.memory_features(images[:, 0], masks[:, 0])
+    rest = model.features(images[:, 1:].flatten(0, 1)).reshape(batch_size, frames - 1, *plain0.shape[1:])
+    return torch.cat((plain0[:, None], rest), dim=1), masked, masks
+
+
+def train_local(
+    model: nn.Module,
+    data: Dataset,
+    loop: LoopConfig,
+    runtime: Runtime,
+    *,
+    batch_size: int = 4,
+    workers: int = 0,
+    seed: int = 0,
+    loss: LocalLossConfig = LocalLossConfig(),
+    log: LossLog | None = None,
+    resume_path: str | os.PathLike | None = None,
+    validation: Dataset | None = None,
+    description: str = "local",
+    progress: bool = True,
+) -> list[float]:
+    """Train `model` (a `LocalModel`, trained in place) with Eq. 2; returns logged mean losses."""
+    model.to(runtime.device)
+    unroll = runtime.wrap(LocalUnroll(model))
+
+    def forward_loss(batch: dict[str, Tensor], iteration: int) -> LossParts:
+        plain, masked, masks = clip_features(model, batch, runtime.device)
+        with runtime.autocast():
+            logits = unroll(plain, masked)
+        return local_loss(logits, masks[:, 1:], lam=loss.lam, beta=loss.beta, reduction=loss.reduction)
+
+    def batches(epoch: int):
+        return runtime.loader(data, batch_size, seed=seed, epoch=epoch, workers=workers)
+
+    validate = None
+    if validation is not None:
+        def validate() -> float:
+            return evaluate_local(model, validation, runtime, batch_size=batch_size, loss=loss)
+
+    return run_loop(unroll, forward_loss, batches, loop, runtime, log=log, resume_path=resume_path,
+                    validate=validate, description=description, progress=progress)
+
+
+@torch.no_grad()
+def evaluate_local(model: nn.Module, data: Dataset, runtime: Runtime, *, batch_size: int = 4,
+                   loss: LocalLossConfig = LocalLossConfig()) -> float:
+    """Mean Eq. 2 loss of `model` over `data` (every item once, in order)."""
+    unroll = LocalUnroll(model).eval()
+    total, count = torch.zeros((), device=runtime.device), 0
+    for batch in runtime.loader(data, batch_size, seed=0, epoch=0, shuffle=False):
+        plain, masked, masks = clip_features(model, batch, runtime.device)
+        with runtime.autocast():
+            logits = unroll(plain, masked)
+        parts = local_loss(logits, masks[:, 1:], lam=loss.lam, beta=loss.beta, reduction=loss.reduction)
+        total += parts.total * plain.shape[0]
+        count += plain.shape[0]
+    return float(runtime.average(total / max(count, 1)))
