@@ -13,7 +13,12 @@ from typing import Callable
 
 from tracker.interface import Tracker
 
-TRACKER_FACTORIES: dict[str, str] = {}
+TRACKER_FACTORIES: dict[str, str] = {
+    "static": "baselines.static:build",
+    "two-stage": "tracker.two_stage:build",
+    "1stage": "baselines.centroid:build",
+    "fcn": "baselines.fcn:build",
+}
 
 
 def tracker_names() -> list[str]:
