@@ -32,7 +32,9 @@ than overrunning. Pass more sequences or frames where there is time or a GPU.
 from __future__ import annotations
 
 import argparse
+import configparser
 import importlib.util
+import re
 import json
 import os
 import shutil
@@ -197,6 +199,24 @@ def run_tables(workspace: Path, trackers: Sequence[str], log_dir: Path) -> Path 
     return out
 
 
+def without_checkpoint(trackers: Sequence[str]) -> dict[str, Path]:
+    """The trackers.ini identifiers among `trackers` whose shipped default checkpoint is absent."""
+    from tracker.registry import shipped_checkpoint
+
+    registry = configparser.ConfigParser()
+    registry.read(REPO / "trackers.ini")
+    missing = {}
+    for identifier in trackers:
+        command = registry.get(identifier, "command", fallback="")
+        name = re.search(r"'--tracker',\s*'([^']+)'", command)
+        if "--checkpoint" in command or not name:
+            continue
+        path = shipped_checkpoint(name.group(1))
+        if path is not None and not path.is_file():
+            missing[identifier] = path
+    return missing
+
+
 def evaluate(tracker: str, workspace: Path, env: dict[str, str], timeout: float, resume: bool) -> str | None:
     """`vot evaluate` one tracker within `timeout` seconds; None when its results are complete,
     else what is missing, why, and the log that tells more."""
@@ -257,7 +277,11 @@ def analyse(workspace: Path, trackers: Sequence[str], env: dict[str, str]) -> li
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.main_job", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trackers", nargs="+", default=list(DEFAULT_TRACKERS), help="trackers.ini identifiers (default: %(default)s)")
+    parser.add_argument(
+        "--trackers", nargs="+", default=None,
+        help="trackers.ini identifiers (default: %s; of those, trackers whose shipped checkpoint is "
+        "absent are skipped with a note)" % " ".join(DEFAULT_TRACKERS),
+    )
     parser.add_argument("--sequences", type=int, default=DEFAULT_SEQUENCES, help="synthetic sequences to generate where none exist (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames a synthetic sequence (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the synthetic benchmark (default: %(default)s)")
@@ -279,6 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{workspace} is not a VOT workspace (no config.yaml)")
     env = toolkit_environment(workspace, args.threads)
     started = time.perf_counter()
+    if args.trackers is None:
+        args.trackers = list(DEFAULT_TRACKERS)
+        for tracker, path in without_checkpoint(args.trackers).items():
+            args.trackers.remove(tracker)
+            print(f"skipped    {tracker}: no checkpoint at {path} (train one: README, Training)", flush=True)
 
     try:
         print(f"sequences  {prepare_sequences(workspace, args.sequences, args.frames, args.seed)}", flush=True)

@@ -9,6 +9,7 @@ used); the callable takes `checkpoint: str | None` (None = the shipped default) 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Callable
 
 from tracker.interface import Tracker
@@ -19,6 +20,20 @@ TRACKER_FACTORIES: dict[str, str] = {
     "1stage": "baselines.centroid:build",
     "fcn": "baselines.fcn:build",
 }
+
+
+SHIPPED_CHECKPOINT_KINDS: dict[str, str] = {"two-stage": "two-stage", "1stage": "two-stage", "fcn": "fcn"}
+"""The checkpoint kind each learned tracker loads by default (the 1-stage shares the
+two-stage file: it is the same local model)."""
+SHIPPED_CONFIG = "lite"
+
+
+def shipped_checkpoint(name: str) -> Path | None:
+    """The default checkpoint file `name` loads (present or not); None for trackers without one."""
+    from tracker.checkpoint import default_checkpoint
+
+    kind = SHIPPED_CHECKPOINT_KINDS.get(name)
+    return None if kind is None else default_checkpoint(kind, SHIPPED_CONFIG)
 
 
 def tracker_names() -> list[str]:
