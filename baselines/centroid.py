@@ -20,7 +20,6 @@ Choices where the paper is silent:
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,7 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from tracker import roi as geometry
-from tracker.frames import as_mask, as_rgb
+from tracker.device import box_to_device, frame_to_device
+from tracker.frames import as_mask, as_rgb, check_frame_size
 from tracker.interface import Box
 from tracker.two_stage import DEFAULT_CONFIG_NAME  # the 1-stage reads the two-stage checkpoint
 
@@ -142,7 +142,7 @@ class CentroidTracker:
         mask = as_mask(mask, frame_size)
         if not mask.any():
             raise ValueError("nothing to track: the first mask is empty")
-        image = _frame_to_device(frame, self.device)
+        image = frame_to_device(frame, self.device)
         mask_t = torch.from_numpy(mask).to(self.device)[None, None].float()
         roi = geometry.roi_from_object_box(geometry.box_from_mask(mask_t[:, 0]))  # [1, 3]
         model_state = self.segmenter.start(image, mask_t, roi)
@@ -162,13 +162,9 @@ class CentroidTracker:
         if not isinstance(state, CentroidState):
             raise TypeError(f"state must come from {type(self).__name__}.init, got {type(state).__name__}")
         frame = as_rgb(frame)
-        if frame.shape[:2] != state.frame_size:
-            raise ValueError(
-                f"frame is {frame.shape[0]}x{frame.shape[1]} but the sequence started at "
-                f"{state.frame_size[0]}x{state.frame_size[1]}: one tracker state follows one video"
-            )
-        image = _frame_to_device(frame, self.device)
-        box = state.next_roi if roi is None else _box_to_device(roi, self.device)
+        check_frame_size(frame, state.frame_size)
+        image = frame_to_device(frame, self.device)
+        box = state.next_roi if roi is None else box_to_device(roi, self.device)
         prob_roi, model_state = self.segmenter.segment(geometry.crop(image, box), state.model)
         prob = geometry.paste(prob_roi, box, state.frame_size)
         new_state = dataclasses.replace(
@@ -226,32 +222,3 @@ def build(checkpoint: str | None = None, device: str | None = None) -> OneStageT
     return OneStageTracker.from_checkpoint(path, device=device)
 
 
-def _frame_to_device(frame: np.ndarray, device: torch.device) -> Tensor:
-    """HxWx3 uint8 -> a [1, 3, H, W] uint8 view on the device (as the two-stage tracker does).
-
-    uint8 crosses the bus and stays uint8: `roi.crop` converts only the pixels it samples.
-    On CUDA through pinned memory with `non_blocking`, so the upload waits for nothing.
-    Read-only arrays (decoded images often are) are only read, never written.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        pixels = torch.from_numpy(frame)
-    if device.type == "cuda":
-        pixels = pixels.pin_memory().to(device, non_blocking=True)
-    else:
-        pixels = pixels.to(device)
-    return pixels.permute(2, 0, 1)[None]
-
-
-def _box_to_device(roi: Box, device: torch.device) -> Tensor:
-    """A ROI given from outside, checked, as a [1, 3] tensor on the device."""
-    try:
-        values = tuple(float(v) for v in roi)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"roi must be a square box (cx, cy, side) of numbers, got {roi!r}") from error
-    if len(values) != 3 or not values[2] > 0 or not all(np.isfinite(values)):
-        raise ValueError(f"roi must be a square box (cx, cy, side) with side > 0, got {roi!r}")
-    box = torch.tensor([values], dtype=torch.float32)
-    if device.type == "cuda":
-        return box.pin_memory().to(device, non_blocking=True)
-    return box.to(device)

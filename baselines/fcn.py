@@ -310,7 +310,7 @@ def build(checkpoint: str | None = None, device: str | None = None) -> FCNTracke
         if not path.is_file():
             raise FileNotFoundError(
                 f"the FCN tracker has no trained weights yet: {path} does not exist. Train them with "
-                "`baselines.fcn_training.train_fcn_checkpoint(sequences)` (which writes that file), "
+                "`pixtrack train fcn --data DIR [--synthetic N] --config lite --out DIR` (which writes that file), "
                 "or pass an existing fcn checkpoint with --checkpoint PATH"
             )
     else:

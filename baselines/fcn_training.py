@@ -10,8 +10,8 @@ is an independent example. The frozen backbone's pool4 features are cached once
 (cross-entropy plus capped total variation) through the trainers' shared loop
 (`tracker.training.loop`: Adam, clipping, logging, resuming).
 
-Entry point for a command: `train_fcn_checkpoint(sequences)`, which writes the `fcn`
-checkpoint that the `fcn` tracker loads by default (checkpoints/fcn-lite.safetensors).
+Entry point: `train_fcn_checkpoint(sequences)` (the command `pixtrack train fcn`), which writes
+the `fcn` checkpoint that the `fcn` tracker loads by default (checkpoints/fcn-lite.safetensors).
 """
 
 from __future__ import annotations
@@ -163,6 +163,7 @@ def train_fcn_checkpoint(
     device: str | None = None,
     work_dir: str | os.PathLike | None = None,
     backbone: nn.Module | None = None,
+    half: bool = False,
     progress: bool = True,
 ) -> Path:
     """Cache ROI features of `sequences`, train a fresh FCN on them, write an `fcn` checkpoint.
@@ -171,7 +172,7 @@ def train_fcn_checkpoint(
     with NAME the FCN configuration's (`lite`: what `pixtrack-fcn` loads). `work_dir`: where
     the feature cache, the loss log (fcn_loss.csv) and the resume file go (a rerun resumes);
     None keeps everything in memory. `backbone`: as in `FCN` (tests pass random weights).
-    Returns the checkpoint's path.
+    `half`: store the weights as float16 (half the file). Returns the checkpoint's path.
     """
     runtime = Runtime.start(device)
     torch.manual_seed(settings.seed)
@@ -195,7 +196,7 @@ def train_fcn_checkpoint(
     }
     path = Path(output) if output is not None else default_checkpoint("fcn", model.config.name)
     if runtime.is_main:
-        save_fcn(path, model, extra_metadata=extra)
+        save_fcn(path, model, extra_metadata=extra, half=half)
     runtime.barrier()
     return path
 

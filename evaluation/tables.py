@@ -22,6 +22,7 @@ import csv
 import io
 import math
 import sys
+from collections.abc import Mapping
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from evaluation.protocols import (
     PAPER_THRESHOLDS,
     PROTOCOLS,
     TRACKING,
+    ClipResults,
     SequenceScores,
 )
 
@@ -401,27 +403,50 @@ def _clip_auc(args, specs, sequences, cache, dataset_key: str, device: str, thre
         specs, sequences, clips, args.clip_protocol, thresholds, cache, dataset_key,
         device=device, progress=not args.no_progress, refresh=args.refresh,
     )
+    heading = (f"**Pixel ROC AUC** over {len(clips)} clips of {args.clip_length} frames "
+               f"(protocol {args.clip_protocol}, seed {args.seed})")
+    return clip_report(results, thresholds, args.out, heading, f"{len(clips)} clips, protocol {args.clip_protocol}",
+                       plots=args.plots)
+
+
+def clip_report(
+    results: Mapping[str, ClipResults],
+    thresholds: Seq[float],
+    out: Path,
+    heading: str,
+    caption: str,
+    plots: bool = True,
+    csv_name: str = "auc.csv",
+    plot_prefix: str = "fig4",
+    row_header: str = "tracker",
+    dpi: int = 300,
+) -> str:
+    """The clips' summary (Fig. 4): a Markdown table (rows = `results`' keys; AUC, mean IoU
+    at each threshold), the same in `out/csv_name`, and with `plots` the ROC curves (AUC in
+    the legend) and framewise IoU curves (first threshold) as `out/<plot_prefix>_roc` and
+    `out/<plot_prefix>_framewise_iou` (PNG and PDF, titled `caption`). Returns the Markdown."""
     lines = [
-        f"**Pixel ROC AUC** over {len(clips)} clips of {args.clip_length} frames (protocol {args.clip_protocol}, seed {args.seed})",
+        heading,
         "",
-        "| tracker | AUC | " + " | ".join(f"mean IoU @{t:g}" for t in thresholds) + " |",
+        f"| {row_header} | AUC | " + " | ".join(f"mean IoU @{t:g}" for t in thresholds) + " |",
         "|---|---:|" + "---:|" * len(thresholds),
     ]
-    rows = [["tracker", "auc", *[f"mean_iou_{t:g}" for t in thresholds]]]
+    rows = [[row_header, "auc", *[f"mean_iou_{t:g}" for t in thresholds]]]
     for name, result in results.items():
         means = result.ious.mean(axis=(0, 2))
         lines.append(f"| {name} | {result.roc.auc():.4f} | " + " | ".join(f"{m:.4f}" for m in means) + " |")
         rows.append([name, repr(result.roc.auc()), *[repr(float(m)) for m in means]])
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "auc.csv", "w", newline="", encoding="utf-8") as handle:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / csv_name, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle, lineterminator="\n").writerows(rows)
-    if args.plots:
+    if plots:
         from evaluation.plots import plot_framewise_iou, plot_roc
 
-        caption = f"{len(clips)} clips, protocol {args.clip_protocol}"
-        paths = plot_roc({name: result.roc for name, result in results.items()}, args.out / "fig4_roc", title=caption)
+        paths = plot_roc({name: result.roc for name, result in results.items()}, out / f"{plot_prefix}_roc",
+                         title=caption, dpi=dpi)
         paths += plot_framewise_iou({name: result.framewise_iou()[0] for name, result in results.items()},
-                                    args.out / "fig4_framewise_iou", threshold=thresholds[0], title=caption)
+                                    out / f"{plot_prefix}_framewise_iou", threshold=thresholds[0], title=caption,
+                                    dpi=dpi)
         print(f"wrote {', '.join(str(path) for path in paths)}", file=sys.stderr)
     return "\n".join(lines)
 

@@ -31,23 +31,9 @@ from tracker import roi as geometry
 from tracker.checkpoint import CheckpointError, read_metadata, save_checkpoint
 from tracker.config import ConfigError, get_config
 from tracker.training.losses import local_loss
+from stand_ins import TinyBackbone
 
 H, W = 120, 160
-
-
-class TinyBackbone(nn.Module):
-    """VGG16Pool4's interface at a fraction of the cost: [B, 3, h, w] 0..255 -> [B, 512, h/16, w/16]."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(0)
-        self.register_buffer("weight", torch.randn(512, 3, 1, 1, generator=generator), persistent=False)
-
-    def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = images / 255.0
-        if mask is not None:
-            x = x * mask
-        return torch.tanh(F.conv2d(F.avg_pool2d(x, 16), self.weight))
 
 
 TINY = FCNConfig(conv_channels=(16, 16), deconv_channels=(8, 8, 4, 1), name="tiny")

@@ -17,16 +17,6 @@ import torch.nn.functional as F
 from tracker import roi
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many small ops: on a shared 2-core machine one intra-op thread ran this file 15x
-    faster than two fighting other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _boxes(*rows: tuple[float, float, float]) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.float32)
 

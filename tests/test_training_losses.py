@@ -17,15 +17,6 @@ from tracker.training.losses import global_loss, local_loss, total_variation, we
 LN2, LN43 = math.log(2.0), math.log(4.0 / 3.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors on a shared 2-core machine: more threads only wait for each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _eq2_clip() -> tuple[torch.Tensor, torch.Tensor]:
     """One clip, T = 2 frames of 2x2 maps (see the test for the hand computation)."""
     logits = torch.tensor([[[0.0, math.log(3.0)], [-math.log(3.0), 0.0]],  # p = .5 .75 / .25 .5

@@ -19,15 +19,6 @@ from tracker.training.samples import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors on a shared 2-core machine: more threads only wait for each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class MovingSquare:
     """A textured frame with a white square object moving right by `speed` px a frame."""
 

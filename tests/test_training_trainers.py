@@ -25,15 +25,6 @@ from tracker.training.samples import ClipConfig, LocalClipDataset
 CPU = Runtime(torch.device("cpu"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors on a shared 2-core machine: more threads only wait for each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Square:
     """A noisy frame with a bright square moving by (dx, dy) a frame."""
 

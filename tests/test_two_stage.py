@@ -23,33 +23,9 @@ from tracker.config import get_config
 from tracker.global_model import GlobalModel
 from tracker.local_model import LocalModel
 from tracker.two_stage import TwoStageState, TwoStageTracker
+from stand_ins import TinyBackbone
 
 H, W = 200, 300
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tests run many small ops; on a shared 2-core machine two intra-op threads
-    fighting other processes were measured 7x slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class TinyBackbone(nn.Module):
-    """VGG16Pool4's interface at a fraction of the cost: [B, 3, h, w] 0..255 -> [B, 512, h/16, w/16]."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(0)
-        self.register_buffer("weight", torch.randn(512, 3, 1, 1, generator=generator), persistent=False)
-
-    def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = images / 255.0
-        if mask is not None:
-            x = x * mask
-        return torch.tanh(F.conv2d(F.avg_pool2d(x, 16), self.weight))
 
 
 def lite_tracker(**options) -> TwoStageTracker:

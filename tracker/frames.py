@@ -64,3 +64,12 @@ def as_mask(mask: np.ndarray, frame_size: tuple[int, int] | None = None) -> np.n
     if frame_size is not None and tuple(result.shape) != tuple(frame_size):
         raise ValueError(f"mask is {result.shape[0]}x{result.shape[1]} but the frame is {frame_size[0]}x{frame_size[1]}")
     return np.ascontiguousarray(result)
+
+
+def check_frame_size(frame: np.ndarray, frame_size: tuple[int, int]) -> None:
+    """One tracker state follows one video: a frame of another size is refused, naming both."""
+    if frame.shape[:2] != tuple(frame_size):
+        raise ValueError(
+            f"frame is {frame.shape[0]}x{frame.shape[1]} but the sequence started at "
+            f"{frame_size[0]}x{frame_size[1]}: one tracker state follows one video"
+        )

@@ -32,7 +32,6 @@ the device. The state keeps every tensor on the device.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,8 @@ import torch
 from torch import Tensor, nn
 
 from tracker import roi as geometry
-from tracker.frames import as_mask, as_rgb
+from tracker.device import box_to_device, frame_to_device, from_numpy
+from tracker.frames import as_mask, as_rgb, check_frame_size
 from tracker.interface import Box
 
 DEFAULT_CONFIG_NAME = "lite"
@@ -87,16 +87,6 @@ class TwoStageState:
             "theta_est": self.theta_est[0].cpu().tolist(),
             "memory": memory,
         }
-
-
-def _from_numpy(array: np.ndarray) -> Tensor:
-    """torch.from_numpy without its warning about read-only arrays (decoded images often are):
-    the tensor is only read, copied to the device or to float, never written."""
-    if array.flags.writeable:
-        return torch.from_numpy(array)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(array)
 
 
 def _memory_pairs(local_state: Any) -> list[tuple[Tensor, Tensor]]:
@@ -174,8 +164,8 @@ class TwoStageTracker:
         mask = as_mask(mask, frame_size)
         if not mask.any():
             raise ValueError("nothing to track: the first mask is empty")
-        image = self._to_device(frame)
-        mask_t = _from_numpy(mask).to(self.device)[None, None].float()
+        image = frame_to_device(frame, self.device)
+        mask_t = from_numpy(mask).to(self.device)[None, None].float()
 
         object_box = geometry.box_from_mask(mask_t[:, 0])  # [1, 3]
         roi = geometry.roi_from_object_box(object_box)
@@ -208,13 +198,9 @@ class TwoStageTracker:
         if not isinstance(state, TwoStageState):
             raise TypeError(f"state must come from TwoStageTracker.init, got {type(state).__name__}")
         frame = as_rgb(frame)
-        if frame.shape[:2] != state.frame_size:
-            raise ValueError(
-                f"frame is {frame.shape[0]}x{frame.shape[1]} but the sequence started at "
-                f"{state.frame_size[0]}x{state.frame_size[1]}: one tracker state follows one video"
-            )
-        given = None if roi is None else self._given_roi(roi)
-        image = self._to_device(frame)
+        check_frame_size(frame, state.frame_size)
+        given = None if roi is None else box_to_device(roi, self.device)
+        image = frame_to_device(frame, self.device)
 
         theta, global_state = self.global_model.step(state.global_input, state.aspect, state.global_state)
         theta_est = self.beta * theta + (1.0 - self.beta) * state.theta_est
@@ -239,37 +225,12 @@ class TwoStageTracker:
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _to_device(self, frame: np.ndarray) -> Tensor:
-        """HxWx3 uint8 -> a [1, 3, H, W] uint8 view on the device.
-
-        uint8 crosses the bus (a quarter of float32), and stays uint8: `roi.crop` converts
-        only the pixels it samples, so a 4K frame is never converted whole. On CUDA the frame
-        goes through pinned memory with `non_blocking`, so the upload does not wait for the
-        device either: the map's download is the step's only sync.
-        """
-        pixels = _from_numpy(frame)
-        if self.device.type == "cuda":
-            pixels = pixels.pin_memory().to(self.device, non_blocking=True)
-        else:
-            pixels = pixels.to(self.device)
-        return pixels.permute(2, 0, 1)[None]
-
     @staticmethod
     def _sane_object_box(box: Tensor, frame_size: tuple[int, int]) -> Tensor:
         """Centre inside the frame, side within half the ROI range (see the module docstring)."""
         cx, cy, side = geometry.keep_in_frame(box, frame_size).unbind(-1)
         side = side.clamp(geometry.MIN_ROI_SIDE / geometry.ROI_SCALE, geometry.MAX_ROI_SIDE / geometry.ROI_SCALE)
         return torch.stack((cx, cy, side), dim=-1)
-
-    def _given_roi(self, roi: Box) -> Tensor:
-        values = tuple(float(v) for v in roi)
-        if len(values) != 3 or not values[2] > 0 or not all(np.isfinite(values)):
-            raise ValueError(f"roi must be a square box (cx, cy, side) with side > 0, got {roi!r}")
-        box = torch.tensor([values], dtype=torch.float32)
-        if self.device.type == "cuda":
-            # Pinned memory + non_blocking: the three numbers travel without stalling the host.
-            return box.pin_memory().to(self.device, non_blocking=True)
-        return box.to(self.device)
 
 
 def build(checkpoint: str | None = None, device: str | None = None) -> TwoStageTracker:

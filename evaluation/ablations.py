@@ -1,0 +1,441 @@
+"""Ablations (issue 7, item 5), one command each; each writes a table (Markdown on stdout,
+CSV in --out) and plots (ROC curves with the AUC, framewise IoU curves; PNG and PDF).
+
+    python -m evaluation.ablations insertion --dataset DIR --folds F --fold I --out DIR
+        [pixtrack train local's options: --config, --local-iterations, --clip-frames, ...]
+    python -m evaluation.ablations trackers --dataset DIR [--folds F --fold I] --out DIR
+        --checkpoint two-stage=PATH --checkpoint fcn=PATH [--checkpoint 1stage=PATH]
+    python -m evaluation.ablations memory --dataset DIR [--folds F --fold I] --out DIR
+        --checkpoint PATH [--protocol gt-roi|tracking]
+
+- insertion (paper Sec. 3.4, Fig. 4): two local models trained exactly alike (`pixtrack train
+  local`'s machinery: `IterativeRun`'s `local` stage, same seed and settings) except for
+  noisy-frame insertion; then compared on random clips of held-out sequences (fold I's test
+  sequences, or --test DIR) with Table 2's protocol, ROIs from the ground truth at t - 5: pixel
+  ROC / AUC and framewise IoU. The local model runs inside the 1-stage tracker, whose own
+  ROI placement is unused under that protocol. Training resumes in OUT/train/<variant>.
+- trackers (Table 3): 2-stage vs 1-stage vs FCN under full tracking for given checkpoints
+  (a k-fold map `NAME=folds.json` as `python -m evaluation.tables` takes; the 1-stage reads the
+  two-stage checkpoint unless given its own), over --lengths, plus the ROC and framewise IoU
+  of full-tracking clips.
+- memory (Sec. 3.2): one two-stage checkpoint with its learned memory initialisation (M-CNN
+  on the first ROI) vs all-zero memory (`LocalModel.zero_state`, through `ZeroMemoryInit`),
+  Table 2's protocol by default (the local model alone) or full tracking (--protocol
+  tracking). The model was trained with its learned initialisation, so this measures what
+  that initialisation contributes at tracking time; a model trained from zero memory would
+  need a training option that does not exist yet.
+
+--lengths adds the length table (Table 2 for insertion and memory, Table 3 for trackers,
+where it is the default) through `evaluation.protocols.evaluate_lengths`. Runs are cached in
+OUT/cache (`evaluation.results_cache`, keyed by the checkpoint's content), so a second call
+re-reads them. --seed seeds the clips (and, for insertion, the training, as in `pixtrack train`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Mapping
+from collections.abc import Sequence as Seq
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from evaluation.protocols import CLIP_LENGTH, GT_ROI, PAPER_LENGTHS, PAPER_THRESHOLDS, PROTOCOLS, TRACKING, TrackerSpec
+
+ABLATIONS = ("insertion", "trackers", "memory")
+INSERTION_VARIANTS = {"with insertion": True, "without insertion": False}
+MEMORY_VARIANTS = ("learned init", "zero init")
+TRACKER_NAMES = ("two-stage", "1stage", "fcn")
+DEFAULT_CLIPS = 100
+TABLE_NUMBER = {GT_ROI: 2, TRACKING: 3}
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+class ZeroMemoryInit(nn.Module):
+    """A local model whose memory starts at zero (the paper's baseline) instead of M-CNN's
+    output: `init_memory` ignores the first ROI and its mask; everything else is the wrapped
+    model's. It fits wherever a `LocalModel` goes in a tracker (two-stage or 1-stage)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+
+    def init_memory(self, image: Tensor, mask: Tensor) -> Any:
+        return self.model.zero_state(image.shape[0], image.device)
+
+    def step(self, image: Tensor, state: Any) -> tuple[Tensor, Any]:
+        return self.model.step(image, state)
+
+
+def memory_variant(checkpoint: str, variant: str, device: str | None, backbone: nn.Module | None = None):
+    """The two-stage tracker of `checkpoint` with learned (`learned init`) or zero (`zero init`) memory."""
+    from tracker.two_stage import TwoStageTracker
+
+    if variant not in MEMORY_VARIANTS:
+        raise ValueError(f"unknown memory variant {variant!r}; known: {', '.join(MEMORY_VARIANTS)}")
+    tracker = TwoStageTracker.from_checkpoint(checkpoint, device=device, backbone=backbone)
+    if variant == "learned init":
+        return tracker
+    return TwoStageTracker(ZeroMemoryInit(tracker.local_model), tracker.global_model, device=tracker.device,
+                           beta=tracker.beta, warmup=tracker.warmup, map_threshold=tracker.map_threshold)
+
+
+# ----------------------------------------------------------------------------- trackers
+
+
+def tracker_factory(name: str, device: str | None, backbone: nn.Module | None = None,
+                    fcn_iterations: int | None = None) -> Callable[[str], Any]:
+    """checkpoint -> tracker `name` (two-stage, 1stage from a two-stage checkpoint, fcn)."""
+    from baselines.centroid import OneStageTracker
+    from baselines.fcn import FCNTracker, FineTuning, load_fcn
+    from tracker.two_stage import TwoStageTracker
+
+    if name not in TRACKER_NAMES:
+        raise ValueError(f"unknown tracker {name!r}; the ablation compares {', '.join(TRACKER_NAMES)}")
+    tuning = FineTuning() if fcn_iterations is None else FineTuning(iterations=fcn_iterations)
+
+    def build(checkpoint: str) -> Any:
+        if name == "fcn":
+            return FCNTracker(load_fcn(checkpoint, backbone=backbone), device=device, tuning=tuning)
+        tracker = TwoStageTracker.from_checkpoint(checkpoint, device=device, backbone=backbone)
+        return tracker if name == "two-stage" else OneStageTracker(tracker.local_model, device=device)
+
+    return build
+
+
+def tracker_checkpoints(values: Seq[str] | None, names: Seq[str]) -> dict[str, Any]:
+    """`--checkpoint NAME=PATH` (PATH.json: a k-fold map) per tracker; the 1-stage falls back
+    to the two-stage checkpoint, any other to its shipped default (an error if missing)."""
+    from baselines import fcn
+    from evaluation.tables import parse_checkpoints
+    from tracker import two_stage
+    from tracker.checkpoint import default_checkpoint
+
+    given = parse_checkpoints(values, names)
+    checkpoints: dict[str, Any] = {}
+    for name in names:
+        if name in given:
+            checkpoints[name] = given[name]
+            continue
+        if name == "1stage" and "two-stage" in given:
+            checkpoints[name] = given["two-stage"]
+            continue
+        kind, config = ("fcn", fcn.DEFAULT_CONFIG_NAME) if name == "fcn" else ("two-stage", two_stage.DEFAULT_CONFIG_NAME)
+        path = default_checkpoint(kind, config)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint for {name!r}: pass --checkpoint {name}=PATH "
+                                    f"(the shipped default {path} does not exist)")
+        checkpoints[name] = str(path)
+    return checkpoints
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """How variants are compared: clips (ROC, framewise IoU) and optionally lengths (Table 2/3)."""
+
+    protocol: str = GT_ROI
+    clips: int = DEFAULT_CLIPS
+    clip_length: int = CLIP_LENGTH
+    lengths: tuple[int, ...] = ()
+    thresholds: tuple[float, ...] = PAPER_THRESHOLDS
+    seed: int = 0
+    device: str | None = None
+    progress: bool = True
+    dpi: int = 300
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; known: {', '.join(PROTOCOLS)}")
+        if self.clips < 1 or self.clip_length < 1:
+            raise ValueError(f"--clips and --clip-length must be >= 1, got {self.clips} and {self.clip_length}")
+        if any(length < 1 for length in self.lengths):
+            raise ValueError(f"--lengths must be positive, got {list(self.lengths)}")
+        if not self.thresholds or any(not 0.0 <= t <= 1.0 for t in self.thresholds):
+            raise ValueError(f"--thresholds must lie in [0, 1], got {list(self.thresholds)}")
+
+
+def compare(
+    name: str,
+    specs: Seq[TrackerSpec],
+    sequences: Seq[Any],
+    settings: Evaluation,
+    out: Path,
+    cache: Any,
+    dataset_key: str,
+    title: str,
+) -> str:
+    """Every variant of `specs` on clips of `sequences` (and at `settings.lengths`): writes
+    OUT/<name>.csv, OUT/<name>_roc.*, OUT/<name>_framewise_iou.* (and OUT/table<N>.csv/.tex,
+    OUT/table<N>_iou_over_time_L*.*), returns the Markdown."""
+    from evaluation.protocols import evaluate_clips, evaluate_lengths, sample_clips
+    from evaluation.tables import _emit, _plot_sequences, build_table, clip_report
+
+    if not sequences:
+        raise ValueError("the test set is empty: no held-out sequences to evaluate on")
+    labels = [spec.name for spec in specs]
+    outputs = []
+    if settings.lengths:
+        scores = evaluate_lengths(specs, sequences, settings.protocol, settings.lengths, settings.thresholds, cache,
+                                  dataset_key, settings.device, progress=settings.progress)
+        table = build_table(TABLE_NUMBER[settings.protocol], scores, settings.thresholds, settings.lengths, labels)
+        table.title = f"{title}: {table.title}"
+        outputs.append(_emit(table, out, f"{len(sequences)} held-out sequences"))
+        _plot_sequences(scores, table.number, max(settings.lengths), settings.thresholds[0], out)
+    clips = sample_clips(sequences, settings.clips, settings.clip_length, seed=settings.seed)
+    results = evaluate_clips(specs, sequences, clips, settings.protocol, settings.thresholds, cache, dataset_key,
+                             device=settings.device, progress=settings.progress)
+    heading = (f"**{title}**: pixel ROC AUC and mean IoU over {len(clips)} clips of {settings.clip_length} frames "
+               f"of {len(sequences)} held-out sequences (protocol {settings.protocol}, seed {settings.seed})")
+    caption = f"{len(clips)} clips, protocol {settings.protocol}"  # a column-wide figure: short
+    outputs.append(clip_report(results, settings.thresholds, out, heading, caption, plots=True,
+                               csv_name=f"{name}.csv", plot_prefix=name, row_header="variant", dpi=settings.dpi))
+    return "\n\n".join(outputs)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def held_out(dataset: str | Path, folds: str | None, fold: int | None) -> tuple[list[Any], tuple[str, ...]]:
+    """(test sequences, names to keep out of training): fold `fold`'s test sequences of
+    `dataset`, or every sequence of it without folds."""
+    from tracker.data import load_dataset
+    from tracker.training.folds import read_folds
+
+    if (folds is None) != (fold is None):
+        raise ValueError("--folds and --fold go together")
+    if folds is None:
+        return load_dataset(dataset), ()
+    test = read_folds(folds).fold(fold).test
+    return load_dataset(dataset, list(test)), tuple(test)
+
+
+def _cache(args: argparse.Namespace):
+    from evaluation.results_cache import RunCache
+
+    return RunCache(None if args.no_cache else (args.cache or Path(args.out) / "cache"))
+
+
+def _settings(args: argparse.Namespace, protocol: str, device: str) -> Evaluation:
+    return Evaluation(protocol=protocol, clips=args.clips, clip_length=args.clip_length,
+                      lengths=tuple(args.lengths or ()), thresholds=tuple(args.thresholds), seed=args.seed,
+                      device=device, progress=not args.quiet, dpi=args.dpi)
+
+
+# ----------------------------------------------------------------------------- the ablations
+
+
+def run_insertion(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
+    """Train the two local models (resumable), then compare them on held-out clips (Table 2 protocol)."""
+    from evaluation.results_cache import dataset_id
+    from tracker.commands.train import _settings as training_settings
+    from tracker.config import get_config
+    from tracker.data import load_dataset
+    from tracker.local_model import LocalModel
+    from tracker.training.hardware import Runtime
+    from tracker.training.iterative import IterativeRun
+    from tracker.training.sources import training_sequences
+    from tracker.training.weights import load_model_weights
+
+    if args.no_insert:
+        raise ValueError("--no-insert: the insertion ablation trains both variants, with and without")
+    model_config = get_config(args.config)
+    out = Path(args.out)
+    if args.test is not None:
+        if args.folds is not None or args.fold is not None:
+            raise ValueError("give held-out sequences either as --test DIR or as --folds F --fold I, not both")
+        test, exclude = load_dataset(args.test), ()
+        dataset_key = dataset_id(args.test)
+    elif args.folds is not None or args.fold is not None:
+        test, exclude = held_out(args.dataset, args.folds, args.fold)
+        dataset_key = dataset_id(args.dataset)
+    else:
+        raise ValueError("the insertion ablation evaluates on held-out sequences: give --folds F --fold I "
+                         "(train on the fold's training sequences, test on its test ones) or --test DIR")
+    train = training_sequences([args.dataset, *args.data], synthetic=args.synthetic,
+                               synthetic_frames=args.synthetic_frames, synthetic_seed=args.synthetic_seed,
+                               synthetic_folder=out / "synthetic" if args.synthetic else None, exclude=exclude)
+    overlap = sorted({s.name for s in train} & {s.name for s in test})
+    if overlap:
+        raise ValueError(f"sequences both trained on and held out: {', '.join(overlap)}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    runtime = Runtime.start(args.device, amp=not args.no_amp)
+    if runtime.distributed:
+        raise ValueError("run the insertion ablation in one process (not under torchrun)")
+    if backbone is None:
+        from tracker.backbone import VGG16Pool4
+
+        backbone = VGG16Pool4(model_config.local.backbone)
+    base = training_settings(args)
+    feature_cache = {"auto": None, "on": True, "off": False}[args.feature_cache]
+    say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    weights: dict[str, Path] = {}
+    for label, insert in INSERTION_VARIANTS.items():
+        settings = dataclasses.replace(base, clip=dataclasses.replace(base.clip, insert_noise=insert))
+        folder = out / "train" / label.replace(" ", "-")
+        say(f"[{label}] training a local model on {len(train)} sequences into {folder}")
+        job = IterativeRun(folder, train, settings, runtime, workers=args.workers, feature_cache=feature_cache,
+                           keep_cache=args.keep_cache, backbone=backbone, progress=not args.quiet, say=say)
+        job.run_stages(["local"], "run-local")
+        weights[label] = job.output("local")
+
+    device = str(runtime.device)
+
+    def factory(path: str):
+        from baselines.centroid import OneStageTracker
+
+        local = load_model_weights(path, LocalModel(model_config.local, backbone=backbone), model_config, "local")
+        return OneStageTracker(local, device=device)
+
+    specs = [TrackerSpec(label, factory, str(path)) for label, path in weights.items()]
+    settings = _settings(args, GT_ROI, device)
+    return compare("insertion", specs, test, settings, out, _cache(args), dataset_key,
+                   "Noisy-frame insertion (local model)")
+
+
+def run_trackers(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
+    """Table 3 (full tracking) of the 2-stage, 1-stage and FCN trackers, plus their clips."""
+    from evaluation.results_cache import dataset_id
+    from tracker.device import resolve_device
+
+    names = [name for value in args.trackers for name in value.split(",") if name]
+    for name in names:
+        if name not in TRACKER_NAMES:
+            raise ValueError(f"--trackers: unknown tracker {name!r}; known: {', '.join(TRACKER_NAMES)}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = str(resolve_device(args.device))
+    test, _ = held_out(args.dataset, args.folds, args.fold)
+    checkpoints = tracker_checkpoints(args.checkpoint, names)
+    specs = []
+    for name in names:
+        label = name if args.fcn_iterations is None or name != "fcn" else f"fcn (tuned {args.fcn_iterations} it.)"
+        specs.append(TrackerSpec(label, tracker_factory(name, device, backbone, args.fcn_iterations), checkpoints[name]))
+    settings = _settings(args, TRACKING, device)
+    return compare("trackers", specs, test, settings, Path(args.out), _cache(args), dataset_id(args.dataset),
+                   "2-stage vs 1-stage vs FCN")
+
+
+def run_memory(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
+    """Learned memory initialisation vs zeros, one checkpoint (or k-fold map)."""
+    from evaluation.protocols import load_checkpoint_map
+    from evaluation.results_cache import dataset_id
+    from tracker.device import resolve_device
+
+    checkpoint: Any = args.checkpoint
+    if checkpoint.endswith(".json"):
+        checkpoint = load_checkpoint_map(checkpoint)
+    elif not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"--checkpoint: no two-stage checkpoint at {checkpoint}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = str(resolve_device(args.device))
+    test, _ = held_out(args.dataset, args.folds, args.fold)
+    specs = [TrackerSpec(variant, lambda path, v=variant: memory_variant(path, v, device, backbone), checkpoint)
+             for variant in MEMORY_VARIANTS]
+    settings = _settings(args, args.protocol, device)
+    return compare("memory", specs, test, settings, Path(args.out), _cache(args), dataset_id(args.dataset),
+                   "Memory initialisation: learned vs zeros")
+
+
+RUNNERS: Mapping[str, Callable[..., str]] = {"insertion": run_insertion, "trackers": run_trackers, "memory": run_memory}
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _evaluation_arguments(parser: argparse.ArgumentParser, lengths: Seq[int]) -> None:
+    group = parser.add_argument_group("evaluation")
+    group.add_argument("--dataset", required=True, help="VOT sequences folder or DAVIS root")
+    group.add_argument("--thresholds", nargs="+", type=float, default=list(PAPER_THRESHOLDS),
+                       help="mask thresholds of the IoUs (default: %(default)s)")
+    group.add_argument("--clips", type=int, default=DEFAULT_CLIPS,
+                       help="random clips for the ROC and framewise IoU (default: %(default)s; the paper: 1200)")
+    group.add_argument("--clip-length", type=int, default=CLIP_LENGTH,
+                       help="frames a clip scores after its initial one (default: %(default)s)")
+    group.add_argument("--lengths", nargs="*", type=int, default=list(lengths),
+                       help=f"sequence lengths of the length table (default: {' '.join(map(str, lengths)) or 'none'})")
+    group.add_argument("--cache", type=Path, default=None, help="run cache folder (default: OUT/cache)")
+    group.add_argument("--no-cache", action="store_true", help="keep no runs")
+    group.add_argument("--dpi", type=int, default=300, help="resolution of the PNG plots (default: %(default)s)")
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run")
+    group.add_argument("--folds", default=None, metavar="F", help="folds file (pixtrack train folds)")
+    group.add_argument("--fold", type=int, default=None, metavar="I", help="evaluate on fold I's test sequences")
+    group.add_argument("--out", required=True, metavar="DIR", help="output folder (tables, plots, run cache)")
+    group.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    group.add_argument("--seed", type=int, default=0, help="seed of the clips (default 0)")
+    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    group.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tracker.commands.train import _data_arguments, _local_arguments, _run_arguments
+
+    parser = argparse.ArgumentParser(prog="python -m evaluation.ablations",
+                                     description="Ablations: noisy-frame insertion, 2-stage vs 1-stage vs FCN, "
+                                                 "learned memory initialisation vs zeros.")
+    sub = parser.add_subparsers(dest="ablation", metavar="ABLATION")
+    sub.required = True
+
+    insertion = sub.add_parser("insertion", help="local models trained with vs without noisy-frame insertion",
+                               description=run_insertion.__doc__)
+    _evaluation_arguments(insertion, ())
+    insertion.add_argument("--test", default=None, metavar="DIR",
+                           help="held-out sequences (instead of --folds/--fold); all of --dataset then trains")
+    _data_arguments(insertion)
+    _run_arguments(insertion)
+    _local_arguments(insertion)
+
+    trackers = sub.add_parser("trackers", help="Table 3: 2-stage vs 1-stage vs FCN for given checkpoints",
+                              description=run_trackers.__doc__)
+    _evaluation_arguments(trackers, PAPER_LENGTHS)
+    _common_arguments(trackers)
+    trackers.add_argument("--trackers", nargs="+", default=list(TRACKER_NAMES),
+                          help="trackers, comma or space separated (default: two-stage 1stage fcn)")
+    trackers.add_argument("--checkpoint", action="append", metavar="NAME=PATH",
+                          help="checkpoint of a tracker (repeatable); PATH.json = a k-fold map; "
+                               "1stage defaults to the two-stage checkpoint")
+    trackers.add_argument("--fcn-iterations", type=int, default=None,
+                          help="FCN first-frame fine-tuning iterations (default: baselines.fcn.FineTuning's)")
+
+    memory = sub.add_parser("memory", help="learned memory initialisation vs zeros, same local model",
+                            description=run_memory.__doc__)
+    _evaluation_arguments(memory, ())
+    _common_arguments(memory)
+    memory.add_argument("--checkpoint", required=True,
+                        help="two-stage checkpoint (or a k-fold map .json sequence -> checkpoint)")
+    memory.add_argument("--protocol", choices=PROTOCOLS, default=GT_ROI,
+                        help="gt-roi (default: Table 2, the local model alone) or tracking (Table 3)")
+    return parser
+
+
+def main(argv: Seq[str] | None = None, backbone: nn.Module | None = None) -> int:
+    """The command line; `backbone` replaces the VGG16 of every model (tests use a stand-in)."""
+    args = build_parser().parse_args(argv)
+    try:
+        text = RUNNERS[args.ablation](args, backbone=backbone)
+    except KeyboardInterrupt:
+        print("evaluation.ablations: interrupted (finished training stages and runs are kept)", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError) as error:
+        print(f"evaluation.ablations {args.ablation}: error: {error}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""evaluation.ablations end to end at tiny scale: tiny synthetic sequences, the lite
+configuration, a few iterations and clips, a cheap stand-in for VGG16 (tests/test_two_stage.py's).
+Each ablation writes its table with the right rows and columns and its plots; the memory
+variants give different maps on the same input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_two_stage import TinyBackbone  # tests/ is on sys.path under pytest
+
+from baselines.fcn import FCN, fcn_config, save_fcn
+from evaluation.ablations import MEMORY_VARIANTS, ZeroMemoryInit, main, memory_variant
+from tracker.checkpoint import save_checkpoint
+from tracker.config import get_config
+from tracker.data import write_vot_list, write_vot_sequence
+from tracker.data.synth import generate_sequence
+from tracker.global_model import GlobalModel
+from tracker.local_model import LocalModel
+from tracker.training.folds import make_folds, write_folds
+
+DPI = ["--dpi", "50"]  # the drawing is the same; 300 dpi costs seconds a figure on a busy CPU
+CLIPS = ["--clips", "2", "--clip-length", "3", "--thresholds", "0.4", "0.7", "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Four 10-frame 96x72 synthetic sequences as VOT, and two folds of them."""
+    root = tmp_path_factory.mktemp("ablation-data")
+    names = []
+    for index in range(4):
+        sequence = generate_sequence(100 + index, 10, 96, 72, name=f"tiny{index}", speed=0.02)
+        write_vot_sequence(root / "sequences", sequence)
+        names.append(sequence.name)
+    write_vot_list(root / "sequences", names)
+    folds = write_folds(root / "folds.json", make_folds(names, k=2, seed=0))
+    return root / "sequences", folds
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Freshly initialised lite checkpoints: a two-stage one and an FCN."""
+    root = tmp_path_factory.mktemp("ablation-checkpoints")
+    config = get_config("lite")
+    torch.manual_seed(0)
+    two_stage = save_checkpoint(root / "two-stage-lite.safetensors", "two-stage", config,
+                                {"local": LocalModel(config.local, backbone=TinyBackbone()),
+                                 "global": GlobalModel(config.global_)})
+    fcn = save_fcn(root / "fcn-lite.safetensors", FCN(fcn_config("lite"), backbone=TinyBackbone()))
+    return two_stage, fcn
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _assert_plots(out, *stems):
+    for stem in stems:
+        for suffix in (".png", ".pdf"):
+            path = out / f"{stem}{suffix}"
+            assert path.is_file() and path.stat().st_size > 1000, path
+
+
+def _check_clip_table(out, name, variants, stdout):
+    rows = _rows(out / f"{name}.csv")
+    assert list(rows[0]) == ["variant", "auc", "mean_iou_0.4", "mean_iou_0.7"]
+    assert [row["variant"] for row in rows] == list(variants)
+    for row in rows:
+        assert 0.0 <= float(row["auc"]) <= 1.0
+        assert 0.0 <= float(row["mean_iou_0.4"]) <= 1.0 and 0.0 <= float(row["mean_iou_0.7"]) <= 1.0
+    assert "| variant | AUC | mean IoU @0.4 | mean IoU @0.7 |" in stdout
+    for variant in variants:
+        assert f"| {variant} | " in stdout
+    _assert_plots(out, f"{name}_roc", f"{name}_framewise_iou")
+
+
+def test_zero_memory_wrapper_starts_from_zeros_and_steps_the_same_model():
+    config = get_config("lite")
+    torch.manual_seed(0)
+    local = LocalModel(config.local, backbone=TinyBackbone()).eval()
+    wrapped = ZeroMemoryInit(local)
+    image = torch.rand(1, 3, 224, 224) * 255
+    mask = torch.zeros(1, 1, 224, 224)
+    mask[..., 80:140, 90:150] = 1
+    with torch.no_grad():
+        zero = wrapped.init_memory(image, mask)
+        assert all(float(t.abs().max()) == 0.0 for pair in zero for t in pair)
+        learned = local.init_memory(image, mask)
+        assert any(float(t.abs().max()) > 0.0 for pair in learned for t in pair)
+        assert torch.equal(wrapped.step(image, zero)[0], local.step(image, zero)[0])
+    assert wrapped.config is local.config
+    assert list(wrapped.state_dict()) == [f"model.{key}" for key in local.state_dict()]
+
+
+def test_memory_variants_give_different_maps_on_the_same_input(checkpoints):
+    two_stage, _ = checkpoints
+    sequence = generate_sequence(7, 3, 96, 72, name="probe")
+    maps = {}
+    for variant in MEMORY_VARIANTS:
+        tracker = memory_variant(str(two_stage), variant, "cpu", backbone=TinyBackbone())
+        state = tracker.init(sequence.frame(0), sequence.mask(0))
+        maps[variant], _ = tracker.track(sequence.frame(1), state)
+    learned, zero = (maps[v] for v in MEMORY_VARIANTS)
+    assert learned.shape == zero.shape == (72, 96)
+    assert float(np.abs(learned - zero).max()) > 1e-4
+
+
+def test_memory_ablation_end_to_end(dataset, checkpoints, tmp_path, capsys):
+    sequences, folds = dataset
+    two_stage, _ = checkpoints
+    out = tmp_path / "memory"
+    code = main(["memory", "--dataset", str(sequences), "--folds", str(folds), "--fold", "0",
+                 "--checkpoint", str(two_stage), "--out", str(out), "--lengths", "4", *CLIPS, *DPI],
+                backbone=TinyBackbone())
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    _check_clip_table(out, "memory", MEMORY_VARIANTS, captured.out)
+    # --lengths adds Table 2 (the memory ablation's default protocol gives ground-truth ROIs).
+    table = _rows(out / "table2.csv")
+    assert [(r["threshold"], r["tracker"]) for r in table] == [
+        ("0.4", "learned init"), ("0.4", "zero init"), ("0.7", "learned init"), ("0.7", "zero init")]
+    assert all(r["table"] == "2" and "4" in r for r in table)
+    assert "Memory initialisation: learned vs zeros: Table 2" in captured.out
+    assert any((out / "cache").rglob("*.npz"))
+
+
+@pytest.mark.slow
+def test_trackers_ablation_end_to_end(dataset, checkpoints, tmp_path, capsys):
+    sequences, folds = dataset
+    two_stage, fcn = checkpoints
+    out = tmp_path / "trackers"
+    code = main(["trackers", "--dataset", str(sequences), "--folds", str(folds), "--fold", "1",
+                 "--checkpoint", f"two-stage={two_stage}", "--checkpoint", f"fcn={fcn}", "--fcn-iterations", "1",
+                 "--lengths", "3", "5", "--out", str(out), *CLIPS, *DPI], backbone=TinyBackbone())
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    labels = ("two-stage", "1stage", "fcn (tuned 1 it.)")
+    _check_clip_table(out, "trackers", labels, captured.out)
+    table = _rows(out / "table3.csv")
+    assert list(table[0]) == ["table", "threshold", "tracker", "source", "3", "5"]
+    assert [r["tracker"] for r in table] == [*labels, *labels]
+    assert all(0.0 <= float(r[length]) <= 1.0 for r in table for length in ("3", "5"))
+    assert (out / "table3.tex").is_file()
+    _assert_plots(out, "table3_iou_over_time_L5")
+    assert "| threshold 0.4 | 3 | 5 |" in captured.out
+
+
+@pytest.mark.slow
+def test_insertion_ablation_trains_both_variants_and_compares_them(dataset, tmp_path, capsys):
+    sequences, folds = dataset
+    out = tmp_path / "insertion"
+    argv = ["insertion", "--dataset", str(sequences), "--folds", str(folds), "--fold", "0", "--out", str(out),
+            "--config", "lite", "--threads", "1", "--workers", "0", "--clip-frames", "3",
+            "--clips-per-sequence", "1", "--views", "1", "--local-iterations", "2", "--local-batch", "2",
+            *CLIPS, *DPI]
+    code = main(argv, backbone=TinyBackbone())
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    _check_clip_table(out, "insertion", ("with insertion", "without insertion"), captured.out)
+    settings = {}
+    for variant in ("with-insertion", "without-insertion"):
+        assert (out / "train" / variant / "local.safetensors").is_file()
+        manifest = json.loads((out / "train" / variant / "run-local.json").read_text())
+        settings[variant] = manifest["settings"]
+        # Trained on fold 0's training sequences only.
+        assert manifest["sequences"] == sorted(json.loads(folds.read_text())["folds"][0]["train"])
+    # The same settings but for the insertion switch.
+    assert settings["with-insertion"]["clip"].pop("insert_noise") is True
+    assert settings["without-insertion"]["clip"].pop("insert_noise") is False
+    assert settings["with-insertion"] == settings["without-insertion"]
+    # A rerun resumes: both models are there, so nothing trains again (and runs are re-read).
+    stamps = {v: (out / "train" / v / "local.safetensors").stat().st_mtime_ns for v in settings}
+    assert main(argv, backbone=TinyBackbone()) == 0
+    assert stamps == {v: (out / "train" / v / "local.safetensors").stat().st_mtime_ns for v in settings}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["insertion", "--dataset", "{sequences}", "--out", "{out}"], "held-out sequences"),
+    (["insertion", "--dataset", "{sequences}", "--folds", "{folds}", "--fold", "0", "--out", "{out}", "--no-insert"],
+     "--no-insert"),
+    (["memory", "--dataset", "{sequences}", "--checkpoint", "/nonexistent.safetensors", "--out", "{out}"],
+     "/nonexistent.safetensors"),
+    (["trackers", "--dataset", "{sequences}", "--folds", "{folds}", "--out", "{out}"], "--folds and --fold"),
+    (["trackers", "--dataset", "{sequences}", "--trackers", "siamese", "--out", "{out}"], "siamese"),
+])
+def test_bad_input_is_one_line_naming_it(dataset, tmp_path, capsys, argv, message):
+    sequences, folds = dataset
+    argv = [a.format(sequences=sequences, folds=folds, out=tmp_path / "out") for a in argv]
+    assert main(argv, backbone=TinyBackbone()) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
