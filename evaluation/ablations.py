@@ -178,7 +178,7 @@ def compare(
     OUT/<name>.csv, OUT/<name>_roc.*, OUT/<name>_framewise_iou.* (and OUT/table<N>.csv/.tex,
     OUT/table<N>_iou_over_time_L*.*), returns the Markdown."""
     from evaluation.protocols import evaluate_clips, evaluate_lengths, sample_clips
-    from evaluation.tables import _emit, _plot_sequences, build_table, clip_report
+    from evaluation.tables import emit_table, plot_sequence_ious, build_table, clip_report
 
     if not sequences:
         raise ValueError("the test set is empty: no held-out sequences to evaluate on")
@@ -189,8 +189,8 @@ def compare(
                                   dataset_key, settings.device, progress=settings.progress)
         table = build_table(TABLE_NUMBER[settings.protocol], scores, settings.thresholds, settings.lengths, labels)
         table.title = f"{title}: {table.title}"
-        outputs.append(_emit(table, out, f"{len(sequences)} held-out sequences"))
-        _plot_sequences(scores, table.number, max(settings.lengths), settings.thresholds[0], out)
+        outputs.append(emit_table(table, out, f"{len(sequences)} held-out sequences"))
+        plot_sequence_ious(scores, table.number, max(settings.lengths), settings.thresholds[0], out)
     clips = sample_clips(sequences, settings.clips, settings.clip_length, seed=settings.seed)
     results = evaluate_clips(specs, sequences, clips, settings.protocol, settings.thresholds, cache, dataset_key,
                              device=settings.device, progress=settings.progress)
@@ -237,7 +237,7 @@ def _settings(args: argparse.Namespace, protocol: str, device: str) -> Evaluatio
 def run_insertion(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
     """Train the two local models (resumable), then compare them on held-out clips (Table 2 protocol)."""
     from evaluation.results_cache import dataset_id
-    from tracker.commands.train import _settings as training_settings
+    from tracker.commands.train import iterative_settings as training_settings
     from tracker.config import get_config
     from tracker.data import load_dataset
     from tracker.local_model import LocalModel

@@ -353,9 +353,9 @@ def run(args: argparse.Namespace) -> int:
         scores = workspace_scores(args.workspace, sequences, trackers, args.experiment, lengths, thresholds)
         source = f"VOT results in {args.workspace} ({args.experiment})"
         table = build_table(3, scores, thresholds, lengths, trackers, paper=args.paper)
-        outputs.append(_emit(table, args.out, source))
+        outputs.append(emit_table(table, args.out, source))
         if args.plots:
-            _plot_sequences(scores, 3, max(lengths), thresholds[0], args.out)
+            plot_sequence_ious(scores, 3, max(lengths), thresholds[0], args.out)
         print("\n\n".join(outputs))
         return 0
 
@@ -380,16 +380,17 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress, refresh=args.refresh,
         )
         table = build_table(number, scores, thresholds, lengths, [spec.name for spec in specs], paper=args.paper)
-        outputs.append(_emit(table, args.out, source))
+        outputs.append(emit_table(table, args.out, source))
         if args.plots:
-            _plot_sequences(scores, number, max(lengths), thresholds[0], args.out)
+            plot_sequence_ious(scores, number, max(lengths), thresholds[0], args.out)
     if args.clips:
         outputs.append(_clip_auc(args, specs, sequences, cache, dataset_key, device, thresholds))
     print("\n\n".join(outputs))
     return 0
 
 
-def _emit(table: Table, out: Path, source: str) -> str:
+def emit_table(table: Table, out: Path, source: str) -> str:
+    """Write `table` as CSV and LaTeX into `out`; its Markdown, with `source` as a caption line."""
     paths = write_table(table, out)
     print(f"wrote {', '.join(str(path) for path in paths)}", file=sys.stderr)
     return to_markdown(table) + f"\n_{source}_"
@@ -451,7 +452,8 @@ def clip_report(
     return "\n".join(lines)
 
 
-def _plot_sequences(scores: Seq[SequenceScores], number: int, length: int, threshold: float, out: Path) -> None:
+def plot_sequence_ious(scores: Seq[SequenceScores], number: int, length: int, threshold: float, out: Path) -> None:
+    """IoU over time per sequence and tracker, the figure behind a table's numbers."""
     from evaluation.plots import plot_sequence_iou
 
     per_sequence: dict[str, dict[str, np.ndarray]] = {}

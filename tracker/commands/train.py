@@ -20,6 +20,10 @@ fold I's test sequences out of the training data. Several GPUs (not for `fcn`, o
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # heavy imports happen inside the functions, keeping `pixtrack --help` fast
+    from tracker.training.iterative import IterativeSettings
 
 HELP = ("make cross-validation folds; train the local, global or both models (Sec. 5.1 iterative optimisation), "
         "or the FCN baseline")
@@ -132,7 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _fcn_arguments(command)
 
 
-def _settings(args: argparse.Namespace):
+def iterative_settings(args: argparse.Namespace) -> IterativeSettings:
+    """The parsed command line as `IterativeSettings` (the ablations reuse it to train alike)."""
     from tracker.training.curriculum import DilationSchedule
     from tracker.training.iterative import IterativeSettings
     from tracker.training.loop import LoopConfig
@@ -285,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     from tracker.training.iterative import IterativeRun
 
     _check_common(args)  # an unknown configuration fails before any data is read
-    settings = _settings(args)
+    settings = iterative_settings(args)
     out = Path(args.out)
     runtime = Runtime.start(args.device, amp=not args.no_amp)
 
