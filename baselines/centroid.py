@@ -204,21 +204,13 @@ def build(checkpoint: str | None = None, device: str | None = None) -> OneStageT
 
     Never falls back to untrained weights (tests use the constructor with fresh models).
     """
-    from tracker.checkpoint import default_checkpoint
+    from tracker.checkpoint import resolve_checkpoint
 
-    if checkpoint is None:
-        path = default_checkpoint("two-stage", DEFAULT_CONFIG_NAME)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"the 1-stage tracker uses the two-stage tracker's local model, which has no trained "
-                f"weights yet: {path} does not exist. Train them with `pixtrack train` (which writes "
-                "that file), or pass an existing two-stage checkpoint with --checkpoint PATH"
-            )
-    else:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"no two-stage checkpoint at {path} (from --checkpoint; the 1-stage "
-                                    "tracker reads its local model)")
+    path = resolve_checkpoint(
+        checkpoint, "two-stage", DEFAULT_CONFIG_NAME,
+        tracker="1-stage tracker (the two-stage tracker's local model)",
+        train_command="pixtrack train iterative --data DIR --out DIR",
+    )
     return OneStageTracker.from_checkpoint(path, device=device)
 
 

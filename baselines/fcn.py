@@ -303,18 +303,10 @@ def build(checkpoint: str | None = None, device: str | None = None) -> FCNTracke
 
     Never falls back to untrained weights (tests use the constructor with fresh models).
     """
-    from tracker.checkpoint import default_checkpoint
+    from tracker.checkpoint import resolve_checkpoint
 
-    if checkpoint is None:
-        path = default_checkpoint("fcn", DEFAULT_CONFIG_NAME)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"the FCN tracker has no trained weights yet: {path} does not exist. Train them with "
-                "`pixtrack train fcn --data DIR [--synthetic N] --config lite --out DIR` (which writes that file), "
-                "or pass an existing fcn checkpoint with --checkpoint PATH"
-            )
-    else:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"no fcn checkpoint at {path} (from --checkpoint)")
+    path = resolve_checkpoint(
+        checkpoint, "fcn", DEFAULT_CONFIG_NAME,
+        tracker="FCN tracker", train_command="pixtrack train fcn --data DIR [--synthetic N] --config lite --out DIR",
+    )
     return FCNTracker.from_checkpoint(path, device=device)

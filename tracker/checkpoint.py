@@ -41,6 +41,27 @@ def default_checkpoint(kind: str, config_name: str) -> Path:
     return CHECKPOINT_DIR / f"{kind}-{config_name}.safetensors"
 
 
+def resolve_checkpoint(checkpoint: str | Path | None, kind: str, config_name: str, *, tracker: str, train_command: str) -> Path:
+    """`checkpoint`, or the shipped default of `kind`: the one rule every registry factory follows.
+
+    A missing file is an error that says how to make one; never a silent fall-back to untrained
+    weights (tests build trackers from fresh models through their constructors instead).
+    """
+    if checkpoint is None:
+        path = default_checkpoint(kind, config_name)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the {tracker} has no trained weights yet: {path} does not exist. Train them with "
+                f"`{train_command}` (which writes that file), or pass an existing {kind} checkpoint "
+                "with --checkpoint PATH"
+            )
+        return path
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {kind} checkpoint at {path} (from --checkpoint)")
+    return path
+
+
 def _config_dict(config: Any) -> dict:
     if hasattr(config, "to_dict"):
         config = config.to_dict()

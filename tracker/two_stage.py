@@ -239,18 +239,10 @@ def build(checkpoint: str | None = None, device: str | None = None) -> TwoStageT
     Never falls back to untrained weights: a missing default checkpoint is an error saying
     how to make one. (Tests and experiments with fresh models use the constructor.)
     """
-    from tracker.checkpoint import default_checkpoint
+    from tracker.checkpoint import resolve_checkpoint
 
-    if checkpoint is None:
-        path = default_checkpoint("two-stage", DEFAULT_CONFIG_NAME)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"the two-stage tracker has no trained weights yet: {path} does not exist. "
-                "Train them with `pixtrack train` (which writes that file), or pass an existing "
-                "two-stage checkpoint with --checkpoint PATH"
-            )
-    else:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"no two-stage checkpoint at {path} (from --checkpoint)")
+    path = resolve_checkpoint(
+        checkpoint, "two-stage", DEFAULT_CONFIG_NAME,
+        tracker="two-stage tracker", train_command="pixtrack train iterative --data DIR --out DIR",
+    )
     return TwoStageTracker.from_checkpoint(path, device=device)
