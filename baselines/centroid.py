@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from tracker import roi as geometry
 from tracker.device import box_to_device, frame_to_device
-from tracker.frames import as_mask, as_rgb, check_frame_size
+from tracker.frames import as_rgb, check_frame_size, first_frame_on_device
 from tracker.interface import Box
 from tracker.two_stage import DEFAULT_CONFIG_NAME  # the 1-stage reads the two-stage checkpoint
 
@@ -137,13 +137,7 @@ class CentroidTracker:
     @torch.no_grad()
     def init(self, frame: np.ndarray, mask: np.ndarray) -> CentroidState:
         """First frame and mask -> state: the first ROI, the segmenter started there, frame 1's ROI."""
-        frame = as_rgb(frame)
-        frame_size = (frame.shape[0], frame.shape[1])
-        mask = as_mask(mask, frame_size)
-        if not mask.any():
-            raise ValueError("nothing to track: the first mask is empty")
-        image = frame_to_device(frame, self.device)
-        mask_t = torch.from_numpy(mask).to(self.device)[None, None].float()
+        frame_size, image, mask_t = first_frame_on_device(frame, mask, self.device)
         roi = geometry.roi_from_object_box(geometry.box_from_mask(mask_t[:, 0]))  # [1, 3]
         model_state = self.segmenter.start(image, mask_t, roi)
         side = roi[:, 2]

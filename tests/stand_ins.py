@@ -24,3 +24,23 @@ class TinyBackbone(nn.Module):
         if mask is not None:
             x = x * mask
         return torch.tanh(F.conv2d(F.avg_pool2d(x, 16), self.weight))
+
+
+HOST_TRANSFER_CALLS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
+
+
+def count_host_transfers(monkeypatch) -> dict[str, int]:
+    """Count every call that moves data between host and device (or syncs): the dict fills as
+    the code under test runs. Used to show one frame in and one map out a tracking step."""
+    calls: dict[str, int] = {}
+
+    def counting(name, original):
+        def wrapper(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+        return wrapper
+
+    for name in HOST_TRANSFER_CALLS:
+        monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
+    monkeypatch.setattr(torch, "from_numpy", counting("from_numpy", torch.from_numpy))
+    return calls

@@ -20,7 +20,7 @@ from tracker.checkpoint import CheckpointError, save_checkpoint
 from tracker.config import get_config
 from tracker.global_model import GlobalModel
 from tracker.local_model import LocalModel
-from stand_ins import TinyBackbone
+from stand_ins import TinyBackbone, count_host_transfers
 
 H, W = 120, 160
 
@@ -171,17 +171,7 @@ def test_track_reads_nothing_back_but_the_map(monkeypatch):
     tracker = OneStageTracker(lite_local(), device="cpu")
     frame, mask = frame_and_mask()
     state = tracker.init(frame, mask)
-    calls: dict[str, int] = {}
-
-    def counting(name, original):
-        def wrapper(*args, **kwargs):
-            calls[name] = calls.get(name, 0) + 1
-            return original(*args, **kwargs)
-        return wrapper
-
-    for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__"):
-        monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
-    monkeypatch.setattr(torch, "from_numpy", counting("from_numpy", torch.from_numpy))
+    calls = count_host_transfers(monkeypatch)
     for _ in range(2):
         _, state = tracker.track(frame, state)
     assert calls == {"from_numpy": 2, "cpu": 2, "numpy": 2}

@@ -23,7 +23,7 @@ from tracker.config import get_config
 from tracker.global_model import GlobalModel
 from tracker.local_model import LocalModel
 from tracker.two_stage import TwoStageState, TwoStageTracker
-from stand_ins import TinyBackbone
+from stand_ins import TinyBackbone, count_host_transfers
 
 H, W = 200, 300
 
@@ -394,17 +394,7 @@ def test_track_reads_nothing_back_but_the_map(monkeypatch):
     tracker = lite_tracker()
     frame, mask = frame_and_mask(64, 80)
     state = tracker.init(frame, mask)
-    calls: dict[str, int] = {}
-
-    def counting(name, original):
-        def wrapper(*args, **kwargs):
-            calls[name] = calls.get(name, 0) + 1
-            return original(*args, **kwargs)
-        return wrapper
-
-    for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__"):
-        monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
-    monkeypatch.setattr(torch, "from_numpy", counting("from_numpy", torch.from_numpy))
+    calls = count_host_transfers(monkeypatch)
     for _ in range(3):
         _, state = tracker.track(frame, state)
     assert calls == {"from_numpy": 3, "cpu": 3, "numpy": 3}

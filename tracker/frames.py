@@ -7,7 +7,12 @@ with a message naming its shape and dtype, not deep inside a network.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _describe(array: np.ndarray) -> str:
@@ -73,3 +78,17 @@ def check_frame_size(frame: np.ndarray, frame_size: tuple[int, int]) -> None:
             f"frame is {frame.shape[0]}x{frame.shape[1]} but the sequence started at "
             f"{frame_size[0]}x{frame_size[1]}: one tracker state follows one video"
         )
+
+
+def first_frame_on_device(frame: np.ndarray, mask: np.ndarray, device: torch.device) -> tuple[tuple[int, int], torch.Tensor, torch.Tensor]:
+    """A tracker's `init` input, checked and uploaded: (frame_size, [1, 3, H, W] uint8 image,
+    [1, 1, H, W] float mask). An empty mask is refused: there is nothing to track."""
+    from tracker.device import frame_to_device, from_numpy
+
+    frame = as_rgb(frame)
+    frame_size = (frame.shape[0], frame.shape[1])
+    mask = as_mask(mask, frame_size)
+    if not mask.any():
+        raise ValueError("nothing to track: the first mask is empty")
+    mask_t = from_numpy(mask).to(device)[None, None].float()
+    return frame_size, frame_to_device(frame, device), mask_t

@@ -41,8 +41,8 @@ import torch
 from torch import Tensor, nn
 
 from tracker import roi as geometry
-from tracker.device import box_to_device, frame_to_device, from_numpy
-from tracker.frames import as_mask, as_rgb, check_frame_size
+from tracker.device import box_to_device, frame_to_device
+from tracker.frames import as_rgb, check_frame_size, first_frame_on_device
 from tracker.interface import Box
 
 DEFAULT_CONFIG_NAME = "lite"
@@ -159,13 +159,7 @@ class TwoStageTracker:
     @torch.no_grad()
     def init(self, frame: np.ndarray, mask: np.ndarray) -> TwoStageState:
         """Start a sequence on its first frame and object mask (Algorithm 1, lines 1-2)."""
-        frame = as_rgb(frame)
-        frame_size = (frame.shape[0], frame.shape[1])
-        mask = as_mask(mask, frame_size)
-        if not mask.any():
-            raise ValueError("nothing to track: the first mask is empty")
-        image = frame_to_device(frame, self.device)
-        mask_t = from_numpy(mask).to(self.device)[None, None].float()
+        frame_size, image, mask_t = first_frame_on_device(frame, mask, self.device)
 
         object_box = geometry.box_from_mask(mask_t[:, 0])  # [1, 3]
         roi = geometry.roi_from_object_box(object_box)

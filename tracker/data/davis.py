@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tracker.data.errors import DatasetError
-from tracker.data.images import image_size, write_mask_png
+from tracker.data.images import frame_masks, image_size, write_mask_png
 from tracker.data.sequence import FileSequence, Sequence
 from tracker.data.vot import check_quality, check_sequence_name, commit_folder, prepare_folder, write_frames
 
@@ -105,13 +105,7 @@ def load_davis_sequence(root: str | Path, name: str, resolution: str = RESOLUTIO
         if number != expected:
             raise DatasetError(frame_folder / f"{expected:0{digits}d}.jpg", "frame is missing")
     frame_size = image_size(frames[0])
-    masks = [mask_folder / f"{frame.stem}.png" for frame in frames]
-    for mask, frame in zip(masks, frames):
-        if not mask.is_file():
-            raise DatasetError(mask, f"mask for frame {frame.name} is missing")
-        size = image_size(mask)
-        if size != frame_size:
-            raise DatasetError(mask, f"mask is {size[1]}x{size[0]} but its frame is {frame_size[1]}x{frame_size[0]}")
+    masks = frame_masks(frames, mask_folder, frame_size)
     expected_masks = {mask.name for mask in masks}
     for extra in sorted(mask_folder.glob("*.png")):
         if extra.name not in expected_masks:

@@ -80,3 +80,16 @@ def write_jpeg(path: Path, rgb: np.ndarray, quality: int = JPEG_QUALITY) -> None
 def write_mask_png(path: Path, mask: np.ndarray) -> None:
     """Write an HxW bool mask as an 8-bit PNG, 0 = background, 255 = object (DAVIS style)."""
     Image.fromarray(mask.astype(np.uint8) * 255).save(path, format="PNG")
+
+
+def frame_masks(frames: list[Path], mask_folder: Path, frame_size: tuple[int, int]) -> list[Path]:
+    """The PNG mask of each frame (named like it) in `mask_folder`, each checked to exist and to
+    have its frame's size (header only), so a bad dataset fails at load time, naming the file."""
+    masks = [mask_folder / f"{frame.stem}.png" for frame in frames]
+    for mask, frame in zip(masks, frames):
+        if not mask.is_file():
+            raise DatasetError(mask, f"mask for frame {frame.name} is missing")
+        size = image_size(mask)
+        if size != frame_size:
+            raise DatasetError(mask, f"mask is {size[1]}x{size[0]} but its frame is {frame_size[1]}x{frame_size[0]}")
+    return masks

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tracker.data.errors import DatasetError
-from tracker.data.images import JPEG_QUALITY, image_size, write_jpeg
+from tracker.data.images import JPEG_QUALITY, frame_masks, image_size, write_jpeg
 from tracker.data.regions import mask_to_region, read_groundtruth, write_regions
 from tracker.data.sequence import FileSequence, Sequence
 
@@ -109,13 +109,7 @@ def _png_masks(folder: Path, frames: list[Path], frame_size: tuple[int, int]) ->
         mask_folder = folder
     else:
         return None
-    masks = [mask_folder / f"{frame.stem}.png" for frame in frames]
-    for mask, frame in zip(masks, frames):
-        if not mask.is_file():
-            raise DatasetError(mask, f"mask for frame {frame.name} is missing")
-        size = image_size(mask)
-        if size != frame_size:
-            raise DatasetError(mask, f"mask is {size[1]}x{size[0]} but its frame is {frame_size[1]}x{frame_size[0]}")
+    masks = frame_masks(frames, mask_folder, frame_size)
     return masks
 
 
