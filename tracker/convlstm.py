@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from tracker.winograd import WinogradConv2d
+
 CellState = tuple[Tensor, Tensor]
 """(H, C) of one layer, each [B, C, H, W]."""
 LSTMState = tuple[CellState, ...]
@@ -45,8 +47,8 @@ class ConvLSTMCell(nn.Module):
         self.input_channels = input_channels
         self.hidden_channels = hidden_channels
         self.spatial_size = (int(height), int(width))
-        self.conv = nn.Conv2d(input_channels + hidden_channels, 4 * hidden_channels, kernel_size,
-                              padding=kernel_size // 2)
+        self.conv = WinogradConv2d(input_channels + hidden_channels, 4 * hidden_channels, kernel_size,
+                                   padding=kernel_size // 2)
         # Peepholes start at zero (a plain ConvLSTM) and are learnt; forget bias 1 keeps memory
         # early in training (Jozefowicz et al. 2015).
         self.w_ci = nn.Parameter(torch.zeros(hidden_channels, height, width))

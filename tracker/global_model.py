@@ -50,6 +50,9 @@ class GlobalModel(nn.Module):
                 channels = width
             layers.append(nn.MaxPool2d(2))
         self.encoder = nn.Sequential(*layers)
+        # Channels-last weights make oneDNN run the whole encoder channels-last: on a CPU the
+        # narrow 224x224 convolutions and poolings take 40% less time that way (issue 8).
+        self.encoder.to(memory_format=torch.channels_last)
         self.lstm = ConvLSTM(channels, config.lstm_channels, config.feature_size, config.conv_kernel)
         self.fc1 = nn.Linear(config.lstm_channels[-1] * config.feature_size ** 2, config.fc_channels)
         self.fc2 = nn.Linear(config.fc_channels + 1, 3)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from tracker.backbone import VGG16Pool4
 from tracker.config import LocalConfig
 from tracker.convlstm import ConvLSTM, LSTMState
+from tracker.winograd import WinogradConv2d
 
 LocalState = LSTMState
 """((h1, c1), (h2, c2)): one (h, c) pair a ConvLSTM layer, each [B, C, 14, 14]; tensors only."""
@@ -50,15 +51,15 @@ class LocalModel(nn.Module):
         self.backbone = backbone if backbone is not None else VGG16Pool4(config.backbone)
         k = config.conv_kernel
         self.fcnn = nn.Sequential(
-            nn.Conv2d(POOL4_CHANNELS, config.fcnn_channels, k, padding=k // 2),
+            WinogradConv2d(POOL4_CHANNELS, config.fcnn_channels, k, padding=k // 2),
             nn.ReLU(inplace=True),
-            nn.Conv2d(config.fcnn_channels, config.fcnn_channels, k, padding=k // 2),
+            WinogradConv2d(config.fcnn_channels, config.fcnn_channels, k, padding=k // 2),
             nn.Tanh(),
         )
         self.mcnn = nn.Sequential(
-            nn.Conv2d(2 * POOL4_CHANNELS, config.mcnn_channels, k, padding=k // 2),
+            WinogradConv2d(2 * POOL4_CHANNELS, config.mcnn_channels, k, padding=k // 2),
             nn.ReLU(inplace=True),
-            nn.Conv2d(config.mcnn_channels, config.memory_channels, k, padding=k // 2),
+            WinogradConv2d(config.mcnn_channels, config.memory_channels, k, padding=k // 2),
             nn.Tanh(),
         )
         self.lstm = ConvLSTM(config.fcnn_channels, config.lstm_channels, config.feature_size, k)
@@ -72,6 +73,8 @@ class LocalModel(nn.Module):
             if index < len(config.deconv_channels) - 1:
                 layers.append(nn.LeakyReLU(config.leaky_slope, inplace=True))
         self.decoder = nn.Sequential(*layers)  # logits; the sigmoid is applied in step()
+        # Channels-last transposed convolutions run about 10% faster on CPUs (oneDNN; issue 8).
+        self.decoder.to(memory_format=torch.channels_last)
 
     # -------------------------------------------------------------- features
 
