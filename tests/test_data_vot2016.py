@@ -76,3 +76,28 @@ def test_png_mask_of_another_size_fails_at_load_time(tmp_path):
         Image.fromarray(mask.astype(np.uint8)).save(folder / "masks" / f"{index + 1:08d}.png")
     with pytest.raises(DatasetError, match=rf"00000003\.png: mask is {W}x{H + 1} but its frame is {W}x{H}"):
         load_sequence(folder)
+
+
+def test_convert_vot2016_puts_the_png_masks_into_groundtruth(tmp_path, capsys):
+    """`pixtrack convert vot2016`: the toolkit then reads the masks, not VOT2016's polygons."""
+    from tracker.cli import main
+
+    src, dst = tmp_path / "vot2016", tmp_path / "sequences"
+    folder = src / "legacy"
+    write_frames(folder, "%08d.jpg")
+    for index, mask in enumerate(masks()):
+        Image.fromarray(mask.astype(np.uint8) * 255).save(folder / f"{index + 1:08d}.png")
+    (folder / "groundtruth.txt").write_text("1,1,9,1,9,9,1,9\n" * 3)  # polygons, as shipped
+    (src / "list.txt").write_text("legacy\n")
+    assert main(["convert", "vot2016", str(src), str(dst)]) == 0
+    assert "wrote 1 sequences (3 frames)" in capsys.readouterr().err
+    converted = load_sequence(dst / "legacy")
+    assert [np.array_equal(converted.mask(i), m) for i, m in enumerate(masks())] == [True] * 3
+
+    from vot.dataset import load_dataset as vot_load_dataset
+
+    theirs = vot_load_dataset(str(dst))["legacy"]
+    for index, mask in enumerate(masks()):
+        assert np.array_equal(theirs.groundtruth(index).rasterize((0, 0, W - 1, H - 1)).astype(bool), mask)
+    assert main(["convert", "vot2016", str(dst), str(dst)]) != 0
+    assert "same folder" in capsys.readouterr().err
