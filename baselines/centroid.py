@@ -32,6 +32,7 @@ from tracker import roi as geometry
 from tracker.device import box_to_device, frame_to_device
 from tracker.frames import as_rgb, check_frame_size, first_frame_on_device
 from tracker.interface import Box
+from tracker.precision import autocast, check_precision
 from tracker.two_stage import DEFAULT_CONFIG_NAME  # the 1-stage reads the two-stage checkpoint
 
 
@@ -128,15 +129,29 @@ class CentroidTracker:
 
     name = "centroid"
 
-    def __init__(self, segmenter: Segmenter, device: str | torch.device | None = None) -> None:
+    def __init__(self, segmenter: Segmenter, device: str | torch.device | None = None,
+                 precision: str = "fp32") -> None:
         from tracker.device import resolve_device
 
         self.device = resolve_device(device)
+        self.precision = check_precision(precision, self.device)
         self.segmenter = segmenter
 
     @torch.no_grad()
     def init(self, frame: np.ndarray, mask: np.ndarray) -> CentroidState:
         """First frame and mask -> state: the first ROI, the segmenter started there, frame 1's ROI."""
+        with autocast(self.device, self.precision):
+            return self._init(frame, mask)
+
+    @torch.no_grad()
+    def track(self, frame: np.ndarray, state: CentroidState, roi: Box | None = None) -> tuple[np.ndarray, CentroidState]:
+        """One frame -> its full-frame probability map HxW float32 in [0, 1], and the next state."""
+        with autocast(self.device, self.precision):
+            return self._track(frame, state, roi)
+
+    # --- the steps, in the tracker's precision ------------------------------------------
+
+    def _init(self, frame: np.ndarray, mask: np.ndarray) -> CentroidState:
         frame_size, image, mask_t = first_frame_on_device(frame, mask, self.device)
         roi = geometry.roi_from_object_box(geometry.box_from_mask(mask_t[:, 0]))  # [1, 3]
         model_state = self.segmenter.start(image, mask_t, roi)
@@ -150,9 +165,7 @@ class CentroidTracker:
             next_roi=centroid_roi(mask_t[:, 0], roi, side),
         )
 
-    @torch.no_grad()
-    def track(self, frame: np.ndarray, state: CentroidState, roi: Box | None = None) -> tuple[np.ndarray, CentroidState]:
-        """One frame -> its full-frame probability map HxW float32 in [0, 1], and the next state."""
+    def _track(self, frame: np.ndarray, state: CentroidState, roi: Box | None) -> tuple[np.ndarray, CentroidState]:
         if not isinstance(state, CentroidState):
             raise TypeError(f"state must come from {type(self).__name__}.init, got {type(state).__name__}")
         frame = as_rgb(frame)
@@ -176,12 +189,14 @@ class OneStageTracker(CentroidTracker):
 
     name = "1stage"
 
-    def __init__(self, local_model: nn.Module, device: str | torch.device | None = None) -> None:
-        super().__init__(LocalModelSegmenter(local_model), device)
+    def __init__(self, local_model: nn.Module, device: str | torch.device | None = None,
+                 precision: str = "fp32") -> None:
+        super().__init__(LocalModelSegmenter(local_model), device, precision)
         self.local_model = local_model.to(self.device).eval()  # in place: the segmenter's model too
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> OneStageTracker:
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
+                        precision: str = "fp32") -> OneStageTracker:
         """The local model of a two-stage checkpoint (prefix `local.`); its global model is unused."""
         from tracker.checkpoint import load_checkpoint, load_weights
         from tracker.config import ModelConfig
@@ -190,10 +205,10 @@ class OneStageTracker(CentroidTracker):
         config_dict, states, _ = load_checkpoint(path, "two-stage")
         local_model = LocalModel(ModelConfig.from_dict(config_dict).local)
         load_weights(local_model, states["local"], path, "local")
-        return cls(local_model, device=device)
+        return cls(local_model, device=device, precision=precision)
 
 
-def build(checkpoint: str | None = None, device: str | None = None) -> OneStageTracker:
+def build(checkpoint: str | None = None, device: str | None = None, precision: str = "fp32") -> OneStageTracker:
     """Registry factory: the local model of the shipped two-stage checkpoint, or of `checkpoint`.
 
     Never falls back to untrained weights (tests use the constructor with fresh models).
@@ -205,6 +220,6 @@ def build(checkpoint: str | None = None, device: str | None = None) -> OneStageT
         tracker="1-stage tracker (the two-stage tracker's local model)",
         train_command="pixtrack train iterative --data DIR --out DIR",
     )
-    return OneStageTracker.from_checkpoint(path, device=device)
+    return OneStageTracker.from_checkpoint(path, device=device, precision=precision)
 
 

@@ -310,11 +310,21 @@ class TrackerSpec:
 
 
 def registered_tracker(name: str, checkpoint: str | None | Mapping[str, str | None] = None,
-                       device: str | None = None, label: str | None = None) -> TrackerSpec:
-    """A `TrackerSpec` for a tracker of `tracker.registry`."""
-    from tracker.registry import build_tracker
+                       device: str | None = None, label: str | None = None,
+                       precision: str = "fp32") -> TrackerSpec:
+    """A `TrackerSpec` for a tracker of `tracker.registry`; outside fp32 its default label is
+    `name@precision`, which also keeps its cached runs apart from the fp32 ones."""
+    from tracker.registry import PRECISION_TRACKERS, build_tracker
 
-    return TrackerSpec(label or name, lambda path: build_tracker(name, checkpoint=path, device=device), checkpoint)
+    if precision != "fp32" and name in PRECISION_TRACKERS:
+        label = label or f"{name}@{precision}"
+    else:
+        precision = "fp32"  # the other trackers run in fp32 whatever is asked of the rest
+
+    def factory(path: str | None) -> Tracker:
+        return build_tracker(name, checkpoint=path, device=device, precision=precision)
+
+    return TrackerSpec(label or name, factory, checkpoint)
 
 
 def load_checkpoint_map(path: str | os.PathLike) -> dict[str, str]:

@@ -274,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sequences", nargs="+", help="only these sequences (names, comma or space separated)")
     parser.add_argument("--split", help="only the sequences of a split list (<dataset>/<split>.txt, or DAVIS's ImageSets), e.g. train")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                        help="fp32 (default), bf16 (CPU with AVX512-BF16, or CUDA) or fp16 (CUDA); two-stage and 1stage only; rows are then labelled e.g. two-stage@bf16 (and cached apart)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for table<N>.csv / .tex (default: %(default)s)")
     parser.add_argument("--workspace", type=Path, help="score the masks `vot evaluate` stored in this VOT workspace instead of tracking")
     parser.add_argument("--experiment", default="unsupervised", help="the workspace's experiment to read (default: %(default)s)")
@@ -313,7 +315,7 @@ def _tracker_specs(args, device: str | None, sequences) -> list:
     checkpoints = parse_checkpoints(args.checkpoint, names)
     specs = []
     for name in names:
-        spec = registered_tracker(name, checkpoints.get(name), device=device)
+        spec = registered_tracker(name, checkpoints.get(name), device=device, precision=args.precision)
         if explicit is None:
             # Defaults: a tracker whose shipped checkpoint is missing is left out, with a note.
             try:

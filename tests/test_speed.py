@@ -158,3 +158,17 @@ def test_real_backbone_floor_and_lite_tracker(tmp_path):
     # The real VGG16 to pool4 dominates a lite frame: the tracker costs at least the floor's order.
     assert result["ratio_to_floor"] > 0.5
     assert np.isfinite(result["track"]["median_ms"])
+
+
+def test_bf16_benchmark_runs_trackers_and_floor_under_autocast(tmp_path):
+    """--precision bf16: recorded, and the fcn (fp32 only) refused before anything is timed."""
+    benchmark = speed.run_benchmark(["1stage"], ["lite"], [(96, 64)], "cpu", repeats=2, warmup=1,
+                                    init_repeats=1, backbone=TinyBackbone(), precision="bf16")
+    data = benchmark.to_dict()
+    assert data["settings"]["precision"] == "bf16"
+    assert "precision bf16" in speed.to_markdown(benchmark)
+    (result,) = data["results"]
+    assert np.isfinite(result["track"]["median_ms"])
+    with pytest.raises(ValueError, match="fp32 only"):
+        speed.run_benchmark(["fcn"], ["lite"], [(96, 64)], "cpu", repeats=1, warmup=0, init_repeats=1,
+                            backbone=TinyBackbone(), precision="bf16")

@@ -88,7 +88,7 @@ class GlobalModel(nn.Module):
     def step(self, prev_map: Tensor, aspect: Tensor | float, state: GlobalState) -> tuple[Tensor, GlobalState]:
         """prev_map [B, 1, 224, 224] in [0, 1], aspect [B] = W / H -> (theta [B, 3], new state)."""
         raw, state = self.step_raw(prev_map, aspect, state)
-        return self.bound(raw), state
+        return self.bound(raw.float()), state  # fp32 theta even under bf16 / fp16 autocast
 
     def bound(self, raw: Tensor) -> Tensor:
         """FC2 output [B, 3] -> theta (tx, ty, s) within the configured bounds."""

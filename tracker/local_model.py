@@ -124,7 +124,7 @@ class LocalModel(nn.Module):
 
     def step_from_features(self, pool4: Tensor, state: LocalState) -> tuple[Tensor, LocalState]:
         logits, state = self.step_from_features_logits(pool4, state)
-        return torch.sigmoid(logits), state
+        return torch.sigmoid(logits.float()), state  # fp32 maps even under bf16 / fp16 autocast
 
     def step_logits(self, image: Tensor, state: LocalState) -> tuple[Tensor, LocalState]:
         """ROI image [B, 3, S, S] RGB 0..255 -> (pre-sigmoid map, new state)."""
@@ -133,7 +133,7 @@ class LocalModel(nn.Module):
     def step(self, image: Tensor, state: LocalState) -> tuple[Tensor, LocalState]:
         """ROI image [B, 3, S, S] RGB 0..255 -> (probability map [B, 1, S, S], new state)."""
         logits, state = self.step_logits(image, state)
-        return torch.sigmoid(logits), state
+        return torch.sigmoid(logits.float()), state  # fp32 maps even under bf16 / fp16 autocast
 
     # -------------------------------------------------------------- checks
 

@@ -3,7 +3,8 @@ protocols all build trackers the same way.
 
 A factory is `"module:callable"`, imported on demand (torch-heavy modules load only when
 used); the callable takes `checkpoint: str | None` (None = the shipped default) and
-`device: str | None` and returns an object following `tracker.interface.Tracker`.
+`device: str | None` (and, for the trackers of `PRECISION_TRACKERS`, `precision`) and
+returns an object following `tracker.interface.Tracker`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ TRACKER_FACTORIES: dict[str, str] = {
     "fcn": "baselines.fcn:build",
 }
 
+
+PRECISION_TRACKERS = ("two-stage", "1stage")
+"""Trackers that run in bf16 / fp16 as well as fp32 (tracker.precision); the others in fp32."""
 
 SHIPPED_CHECKPOINT_KINDS: dict[str, str] = {"two-stage": "two-stage", "1stage": "two-stage", "fcn": "fcn"}
 """The checkpoint kind each learned tracker loads by default (the 1-stage shares the
@@ -40,10 +44,17 @@ def tracker_names() -> list[str]:
     return sorted(TRACKER_FACTORIES)
 
 
-def build_tracker(name: str, checkpoint: str | None = None, device: str | None = None) -> Tracker:
+def build_tracker(name: str, checkpoint: str | None = None, device: str | None = None,
+                  precision: str = "fp32") -> Tracker:
     """Build the tracker registered as `name`; an unknown name lists the known ones."""
     if name not in TRACKER_FACTORIES:
         raise ValueError(f"unknown tracker {name!r}; known trackers: {', '.join(tracker_names())}")
+    options = {}
+    if precision != "fp32":
+        if name not in PRECISION_TRACKERS:
+            raise ValueError(f"tracker {name!r} runs in fp32 only (precision {precision!r} is for "
+                             f"{', '.join(PRECISION_TRACKERS)})")
+        options["precision"] = precision
     module_name, _, attribute = TRACKER_FACTORIES[name].partition(":")
     factory: Callable[..., Tracker] = getattr(importlib.import_module(module_name), attribute)
-    return factory(checkpoint=checkpoint, device=device)
+    return factory(checkpoint=checkpoint, device=device, **options)

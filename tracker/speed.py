@@ -234,6 +234,7 @@ def build_tracker(
     checkpoint: str | os.PathLike | None = None,
     fcn_checkpoint: str | os.PathLike | None = None,
     seed: int = 0,
+    precision: str = "fp32",
 ) -> tuple[Any, str]:
     """(tracker, configuration name): fresh models of `config` (seeded), or the checkpoint's
     (a two-stage checkpoint for `two-stage` and `1stage`, an fcn checkpoint for `fcn`)."""
@@ -248,17 +249,20 @@ def build_tracker(
         from tracker.two_stage import TwoStageTracker
 
         if checkpoint is not None:
-            two_stage = TwoStageTracker.from_checkpoint(checkpoint, device=device, backbone=backbone)
+            two_stage = TwoStageTracker.from_checkpoint(checkpoint, device=device, backbone=backbone,
+                                                        precision=precision)
             config = _checkpoint_config_name(checkpoint)
         else:
             model_config = get_config(config)
             two_stage = TwoStageTracker(LocalModel(model_config.local, backbone=backbone),
-                                        GlobalModel(model_config.global_), device=device)
+                                        GlobalModel(model_config.global_), device=device, precision=precision)
         if name == "two-stage":
             return two_stage, config
         from baselines.centroid import OneStageTracker
 
-        return OneStageTracker(two_stage.local_model, device=device), config
+        return OneStageTracker(two_stage.local_model, device=device, precision=precision), config
+    if precision != "fp32":
+        raise ValueError(f"the fcn tracker runs in fp32 only (asked: {precision})")
     from baselines.fcn import FCN, FCNTracker, fcn_config, load_fcn
 
     if fcn_checkpoint is not None:
@@ -439,17 +443,22 @@ def run_benchmark(
     seed: int = 0,
     interleave_floor: bool = False,
     progress: Callable[[str], None] | None = None,
+    precision: str = "fp32",
 ) -> Benchmark:
     """Time every (tracker, configuration, frame size); `backbone` defaults to the real one.
 
     With a checkpoint, the trackers it serves are timed once, in its configuration, instead
     of once per entry of `configs`. The floor is timed once, first; with `interleave_floor`
     also in every result's rounds (a third more time), whose ratio then uses that floor: on
-    a machine shared with other work, the two are then slowed alike.
+    a machine shared with other work, the two are then slowed alike. `precision` (bf16, fp16)
+    runs everything timed under that autocast, the floor included, so the ratio compares
+    like with like.
     """
     from tracker.device import resolve_device
+    from tracker.precision import autocast, check_precision
 
     device = resolve_device(device)
+    check_precision(precision, device)
     sizes = [tuple(int(v) for v in size) for size in sizes]
     if not trackers or not sizes or not configs:
         raise ValueError("nothing to time: give at least one tracker, configuration and frame size")
@@ -458,17 +467,20 @@ def run_benchmark(
     timer = Timer(device)
     say = progress or (lambda message: None)
     say("floor: VGG16 to pool4")
-    floor = time_floor(backbone, device, repeats, warmup, timer)
+    with autocast(device, precision):
+        floor = time_floor(backbone, device, repeats, warmup, timer)
     results = []
     for name in trackers:
         from_checkpoint = (checkpoint if name != "fcn" else fcn_checkpoint) is not None
         for config in configs[:1] if from_checkpoint else configs:
-            tracker, config_name = build_tracker(name, config, device, backbone, checkpoint, fcn_checkpoint, seed)
+            tracker, config_name = build_tracker(name, config, device, backbone, checkpoint, fcn_checkpoint, seed,
+                                                 precision)
             for width, height in sizes:
                 say(f"{name} {config_name} {width}x{height}")
                 own = floor_call(backbone, device) if interleave_floor else None
-                init, track, parts = time_tracker(tracker, width, height, timer, repeats, warmup, init_repeats,
-                                                  seed=seed, floor=own)
+                with autocast(device, precision):
+                    init, track, parts = time_tracker(tracker, width, height, timer, repeats, warmup,
+                                                      init_repeats, seed=seed, floor=own)
                 own_floor = parts.pop("floor", None)
                 results.append(Result(name, config_name, width, height, init, track, parts, own_floor))
             del tracker
@@ -480,6 +492,7 @@ def run_benchmark(
         "warmup": warmup,
         "init_repeats": init_repeats,
         "interleave_floor": interleave_floor,
+        "precision": precision,
         "checkpoint": None if checkpoint is None else str(checkpoint),
         "fcn_checkpoint": None if fcn_checkpoint is None else str(fcn_checkpoint),
         "backbone": getattr(backbone, "source", type(backbone).__name__),
@@ -503,6 +516,7 @@ def to_markdown(benchmark: Benchmark) -> str:
     settings = benchmark.settings
     lines = [
         f"**pixtrack speed**: {machine_line(benchmark.machine)}",
+        f"precision {settings.get('precision', 'fp32')}; "
         f"{settings['repeats']} timed runs after {settings['warmup']} warm-up ({settings['init_repeats']} for init); "
         f"times in ms, median (interquartile range); {settings['timer']}",
         "",

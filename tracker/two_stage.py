@@ -44,6 +44,7 @@ from tracker import roi as geometry
 from tracker.device import box_to_device, frame_to_device
 from tracker.frames import as_rgb, check_frame_size, first_frame_on_device
 from tracker.interface import Box
+from tracker.precision import autocast, check_precision
 
 DEFAULT_CONFIG_NAME = "lite"
 """The configuration of the shipped checkpoint (checkpoints/two-stage-lite.safetensors)."""
@@ -108,6 +109,7 @@ class TwoStageTracker:
         beta: float = 0.8,
         warmup: int = 5,
         map_threshold: float | None = 0.5,
+        precision: str = "fp32",
     ) -> None:
         from tracker.device import resolve_device
 
@@ -118,6 +120,7 @@ class TwoStageTracker:
         if map_threshold is not None and not 0.0 <= map_threshold <= 1.0:
             raise ValueError(f"map_threshold = {map_threshold}: must lie in [0, 1] (or be None)")
         self.device = resolve_device(device)
+        self.precision = check_precision(precision, self.device)
         self.local_model = local_model.to(self.device).eval()
         self.global_model = global_model.to(self.device).eval()
         # Crop and global-input sizes follow the models' configurations (224 in `paper` and `lite`).
@@ -139,7 +142,7 @@ class TwoStageTracker:
 
         `backbone`: a VGG16Pool4 to share (e.g. with a baseline in the same process); by
         default the one the stored configuration names, from the weights cache. `options` go
-        to the constructor (beta, warmup, map_threshold).
+        to the constructor (beta, warmup, map_threshold, precision).
         """
         from tracker.checkpoint import load_checkpoint, load_weights
         from tracker.config import ModelConfig
@@ -159,6 +162,18 @@ class TwoStageTracker:
     @torch.no_grad()
     def init(self, frame: np.ndarray, mask: np.ndarray) -> TwoStageState:
         """Start a sequence on its first frame and object mask (Algorithm 1, lines 1-2)."""
+        with autocast(self.device, self.precision):
+            return self._init(frame, mask)
+
+    @torch.no_grad()
+    def track(self, frame: np.ndarray, state: TwoStageState, roi: Box | None = None) -> tuple[np.ndarray, TwoStageState]:
+        """One frame -> its full-frame probability map, HxW float32 (Algorithm 1, lines 4-8)."""
+        with autocast(self.device, self.precision):
+            return self._track(frame, state, roi)
+
+    # --- the steps, in the tracker's precision ------------------------------------------
+
+    def _init(self, frame: np.ndarray, mask: np.ndarray) -> TwoStageState:
         frame_size, image, mask_t = first_frame_on_device(frame, mask, self.device)
 
         object_box = geometry.box_from_mask(mask_t[:, 0])  # [1, 3]
@@ -186,9 +201,7 @@ class TwoStageTracker:
             roi=roi,
         )
 
-    @torch.no_grad()
-    def track(self, frame: np.ndarray, state: TwoStageState, roi: Box | None = None) -> tuple[np.ndarray, TwoStageState]:
-        """One frame -> its full-frame probability map, HxW float32 (Algorithm 1, lines 4-8)."""
+    def _track(self, frame: np.ndarray, state: TwoStageState, roi: Box | None) -> tuple[np.ndarray, TwoStageState]:
         if not isinstance(state, TwoStageState):
             raise TypeError(f"state must come from TwoStageTracker.init, got {type(state).__name__}")
         frame = as_rgb(frame)
@@ -227,7 +240,7 @@ class TwoStageTracker:
         return torch.stack((cx, cy, side), dim=-1)
 
 
-def build(checkpoint: str | None = None, device: str | None = None) -> TwoStageTracker:
+def build(checkpoint: str | None = None, device: str | None = None, precision: str = "fp32") -> TwoStageTracker:
     """Registry factory: the shipped checkpoint unless `checkpoint` names another file.
 
     Never falls back to untrained weights: a missing default checkpoint is an error saying
@@ -239,4 +252,4 @@ def build(checkpoint: str | None = None, device: str | None = None) -> TwoStageT
         checkpoint, "two-stage", DEFAULT_CONFIG_NAME,
         tracker="two-stage tracker", train_command="pixtrack train iterative --data DIR --out DIR",
     )
-    return TwoStageTracker.from_checkpoint(path, device=device)
+    return TwoStageTracker.from_checkpoint(path, device=device, precision=precision)

@@ -208,6 +208,7 @@ def serve(session: Session, out: WholeLines) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tracker.precision import PRECISIONS
     from tracker.registry import tracker_names
 
     parser = argparse.ArgumentParser(prog="python -m tracker.vot", description="TraX server for the VOT toolkit (see trackers.ini).")
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", default=None, help="weights file (default: the tracker's shipped checkpoint)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability at which the map becomes the mask (default 0.5)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 (default), bf16 (CPU with AVX512-BF16, or CUDA) or fp16 (CUDA); two-stage and 1stage only")
     return parser
 
 
@@ -231,7 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tracker.registry import build_tracker
 
         started = time.perf_counter()
-        tracker = build_tracker(args.tracker, checkpoint=args.checkpoint, device=args.device)
+        tracker = build_tracker(args.tracker, checkpoint=args.checkpoint, device=args.device,
+                                precision=args.precision)
         session = Session(tracker, args.threshold, _fail_at())
         log.info("tracker %s ready in %.1f s", args.tracker, time.perf_counter() - started)
     except Exception as error:

@@ -13,9 +13,10 @@ input tile with 16 products instead of 36: the convolution becomes 16 matrix pro
     Y = A^T M A       2x2 output tiles
 
 The error is that of fp32 arithmetic (relative 1e-6; tests compare with F.conv2d). Used only
-where it pays: inference (no autograd), CPU, stride 1, 3x3, 'same' padding, fp32, and maps
-small enough that the transformed tiles stay in cache (`MAX_PIXELS`). Everything else falls
-through to F.conv2d, so training and CUDA (where cuDNN picks Winograd itself) are unchanged.
+where it pays: inference (no autograd), CPU, stride 1, 3x3, 'same' padding, fp32 (no
+autocast), wide layers (`MIN_CHANNEL_PRODUCT`) and small maps (`MAX_PIXELS`). Everything
+else falls through to F.conv2d, so training, bf16 autocast and CUDA (where cuDNN picks
+Winograd itself) are unchanged.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def applies(x: Tensor, conv: nn.Conv2d) -> bool:
     return (
         enabled()
         and not torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")  # bf16 autocast: oneDNN's bf16 kernels are faster
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and conv.weight.dtype == torch.float32

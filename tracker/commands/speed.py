@@ -3,7 +3,7 @@
     pixtrack speed [--trackers two-stage,1stage,fcn] [--configs paper lite]
         [--sizes 640x360 1280x720 1920x1080] [--device cpu|cuda] [--repeats 10] [--warmup 3]
         [--init-repeats 3] [--interleave-floor] [--threads N] [--checkpoint TWO_STAGE]
-        [--fcn-checkpoint FCN] [--out speed.json]
+        [--fcn-checkpoint FCN] [--precision fp32|bf16|fp16] [--out speed.json]
 
 Prints a Markdown table (median and interquartile range in ms of init, the per-frame total
 and its parts, frames per second, and the ratio to the backbone floor) and writes the JSON.
@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interleave-floor", action="store_true",
                         help="also time the floor in every result's rounds and take its ratio against that "
                              "(honest ratios on a machine shared with other work; a third more time)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                        help="fp32 (default); bf16 (CPUs with AVX512-BF16, CUDA) or fp16 (CUDA): the "
+                             "trackers and the floor under that autocast (two-stage and 1stage only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fresh models and the frames (default 0)")
     parser.add_argument("--out", default=None,
                         help=f"the JSON file to write (default: {DEFAULT_OUT.format(device='DEVICE')})")
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     benchmark = speed.run_benchmark(
         trackers, configs, sizes, device, repeats=args.repeats, warmup=args.warmup,
         init_repeats=args.init_repeats, checkpoint=args.checkpoint, fcn_checkpoint=args.fcn_checkpoint,
-        seed=args.seed, interleave_floor=args.interleave_floor, progress=say,
+        seed=args.seed, interleave_floor=args.interleave_floor, progress=say, precision=args.precision,
     )
     out = args.out or DEFAULT_OUT.format(device=device.type)
     path = speed.write_json(benchmark, out)

@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the maps (default: 0.5)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="track only the first N frames")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="fp32 (default), bf16 (CPU with AVX512-BF16, or CUDA) or fp16 (CUDA); two-stage and 1stage only")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     length = len(sequence) if args.limit is None else min(args.limit, len(sequence))
     if length < 1:
         raise ValueError(f"sequence {args.sequence} has no frames")
-    tracker = build_tracker(args.tracker, checkpoint=args.checkpoint, device=args.device)
+    tracker = build_tracker(args.tracker, checkpoint=args.checkpoint, device=args.device, precision=args.precision)
 
     out = Path(args.out)
     (out / "prob").mkdir(parents=True, exist_ok=True)
