@@ -32,7 +32,7 @@ from tracker import roi as geometry
 from tracker.device import box_to_device, frame_to_device
 from tracker.frames import as_rgb, check_frame_size, first_frame_on_device
 from tracker.interface import Box
-from tracker.precision import autocast, check_precision
+from tracker.precision import check_precision, tracking_step
 from tracker.two_stage import DEFAULT_CONFIG_NAME  # the 1-stage reads the two-stage checkpoint
 
 
@@ -137,21 +137,9 @@ class CentroidTracker:
         self.precision = check_precision(precision, self.device)
         self.segmenter = segmenter
 
-    @torch.no_grad()
+    @tracking_step
     def init(self, frame: np.ndarray, mask: np.ndarray) -> CentroidState:
         """First frame and mask -> state: the first ROI, the segmenter started there, frame 1's ROI."""
-        with autocast(self.device, self.precision):
-            return self._init(frame, mask)
-
-    @torch.no_grad()
-    def track(self, frame: np.ndarray, state: CentroidState, roi: Box | None = None) -> tuple[np.ndarray, CentroidState]:
-        """One frame -> its full-frame probability map HxW float32 in [0, 1], and the next state."""
-        with autocast(self.device, self.precision):
-            return self._track(frame, state, roi)
-
-    # --- the steps, in the tracker's precision ------------------------------------------
-
-    def _init(self, frame: np.ndarray, mask: np.ndarray) -> CentroidState:
         frame_size, image, mask_t = first_frame_on_device(frame, mask, self.device)
         roi = geometry.roi_from_object_box(geometry.box_from_mask(mask_t[:, 0]))  # [1, 3]
         model_state = self.segmenter.start(image, mask_t, roi)
@@ -165,7 +153,9 @@ class CentroidTracker:
             next_roi=centroid_roi(mask_t[:, 0], roi, side),
         )
 
-    def _track(self, frame: np.ndarray, state: CentroidState, roi: Box | None) -> tuple[np.ndarray, CentroidState]:
+    @tracking_step
+    def track(self, frame: np.ndarray, state: CentroidState, roi: Box | None = None) -> tuple[np.ndarray, CentroidState]:
+        """One frame -> its full-frame probability map HxW float32 in [0, 1], and the next state."""
         if not isinstance(state, CentroidState):
             raise TypeError(f"state must come from {type(self).__name__}.init, got {type(state).__name__}")
         frame = as_rgb(frame)

@@ -11,12 +11,15 @@ is measured, not assumed: `python -m evaluation.tables --precision bf16` beside 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import torch
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+Method = TypeVar("Method", bound=Callable[..., Any])
 
 
 def check_precision(precision: str, device: torch.device) -> str:
@@ -36,3 +39,15 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
         return
     with torch.autocast(device_type=device.type, dtype=_DTYPES[precision]):
         yield
+
+
+def tracking_step(method: Method) -> Method:
+    """A tracker's `init` / `track`: no autograd, and the autocast of the tracker's own
+    `precision` on its `device` (both attributes of `self`)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        with torch.no_grad(), autocast(self.device, self.precision):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -44,7 +44,7 @@ from tracker import roi as geometry
 from tracker.device import box_to_device, frame_to_device
 from tracker.frames import as_rgb, check_frame_size, first_frame_on_device
 from tracker.interface import Box
-from tracker.precision import autocast, check_precision
+from tracker.precision import check_precision, tracking_step
 
 DEFAULT_CONFIG_NAME = "lite"
 """The configuration of the shipped checkpoint (checkpoints/two-stage-lite.safetensors)."""
@@ -159,21 +159,9 @@ class TwoStageTracker:
 
     # --- the interface ------------------------------------------------------------------
 
-    @torch.no_grad()
+    @tracking_step
     def init(self, frame: np.ndarray, mask: np.ndarray) -> TwoStageState:
         """Start a sequence on its first frame and object mask (Algorithm 1, lines 1-2)."""
-        with autocast(self.device, self.precision):
-            return self._init(frame, mask)
-
-    @torch.no_grad()
-    def track(self, frame: np.ndarray, state: TwoStageState, roi: Box | None = None) -> tuple[np.ndarray, TwoStageState]:
-        """One frame -> its full-frame probability map, HxW float32 (Algorithm 1, lines 4-8)."""
-        with autocast(self.device, self.precision):
-            return self._track(frame, state, roi)
-
-    # --- the steps, in the tracker's precision ------------------------------------------
-
-    def _init(self, frame: np.ndarray, mask: np.ndarray) -> TwoStageState:
         frame_size, image, mask_t = first_frame_on_device(frame, mask, self.device)
 
         object_box = geometry.box_from_mask(mask_t[:, 0])  # [1, 3]
@@ -201,7 +189,9 @@ class TwoStageTracker:
             roi=roi,
         )
 
-    def _track(self, frame: np.ndarray, state: TwoStageState, roi: Box | None) -> tuple[np.ndarray, TwoStageState]:
+    @tracking_step
+    def track(self, frame: np.ndarray, state: TwoStageState, roi: Box | None = None) -> tuple[np.ndarray, TwoStageState]:
+        """One frame -> its full-frame probability map, HxW float32 (Algorithm 1, lines 4-8)."""
         if not isinstance(state, TwoStageState):
             raise TypeError(f"state must come from TwoStageTracker.init, got {type(state).__name__}")
         frame = as_rgb(frame)
