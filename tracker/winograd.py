@@ -36,16 +36,12 @@ MIN_CHANNEL_PRODUCT = 512 * 512
 ENV_SWITCH = "PIXTRACK_WINOGRAD"
 """Set to 0 to disable (A/B timing, or to rule it out when debugging)."""
 
-_B_T = torch.tensor([[1.0, 0.0, -1.0, 0.0],
-                     [0.0, 1.0, 1.0, 0.0],
-                     [0.0, -1.0, 1.0, 0.0],
-                     [0.0, 1.0, 0.0, -1.0]], dtype=torch.float64)
+# The filter transform G (Lavin & Gray's F(2x2, 3x3)); B^T and A^T, which hold only 0 and +-1,
+# are written out as additions in `_input_transform_1d` and `_output_transform_1d`.
 _G = torch.tensor([[1.0, 0.0, 0.0],
                    [0.5, 0.5, 0.5],
                    [0.5, -0.5, 0.5],
                    [0.0, 0.0, 1.0]], dtype=torch.float64)
-_A_T = torch.tensor([[1.0, 1.0, 1.0, 0.0],
-                     [0.0, 1.0, -1.0, -1.0]], dtype=torch.float64)
 
 
 def enabled() -> bool:
