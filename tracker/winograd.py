@@ -5,7 +5,9 @@ convolutions of 512-1024 channels on a 14x14 map) costs about a third of the VGG
 (issue 8). oneDNN runs them as direct convolutions, 9 multiply-adds per weight and output.
 Winograd's minimal filtering (Lavin & Gray 2016) computes each 2x2 output tile from a 4x4
 input tile with 16 products instead of 36: the convolution becomes 16 matrix products
-[C_out, C_in] x [C_in, tiles], 2.25x fewer multiply-adds, done by the BLAS at full speed.
+[tiles, C_in] x [C_in, C_out], 2.25x fewer multiply-adds, done by the BLAS at full speed.
+(That orientation, the few tiles as rows, runs 1.2-1.8x faster in MKL than
+[C_out, C_in] x [C_in, tiles] on these shapes: 9.4 vs 17.0 ms for 768 -> 1024 channels.)
 
     V = B^T d B       input tiles (4x4, stride 2), per channel
     U = G g G^T       filters, transformed once per weight version and cached
@@ -87,7 +89,7 @@ invalidates the entry."""
 
 
 def transformed_filters(conv: nn.Conv2d) -> Tensor:
-    """U = G g G^T for every (out, in) filter of `conv`: [16, C_out, C_in], cached on it."""
+    """U = G g G^T for every (out, in) filter of `conv`: [16, C_in, C_out], cached on it."""
     weight = conv.weight
     cached = getattr(conv, CACHE_ATTRIBUTE, None)
     if cached is not None and cached[0] == weight.data_ptr() and cached[1] == weight._version:
@@ -98,10 +100,11 @@ def transformed_filters(conv: nn.Conv2d) -> Tensor:
 
 
 def filter_transform(weight: Tensor) -> Tensor:
-    """[C_out, C_in, 3, 3] -> U [16, C_out, C_in], computed in float64 so only fp32 rounds."""
+    """[C_out, C_in, 3, 3] -> U [16, C_in, C_out] (the right factor of the 16 products),
+    computed in float64 so only fp32 rounds."""
     g = _G.to(weight.device)
-    u = torch.einsum("ak,oikl,bl->aboi", g, weight.detach().double(), g)
-    return u.reshape(16, weight.shape[0], weight.shape[1]).to(weight.dtype).contiguous()
+    u = torch.einsum("ak,oikl,bl->abio", g, weight.detach().double(), g)
+    return u.reshape(16, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
 
 
 def winograd_conv3x3(x: Tensor, weight: Tensor, bias: Tensor | None = None,
@@ -124,11 +127,12 @@ def winograd_conv3x3(x: Tensor, weight: Tensor, bias: Tensor | None = None,
     v = v.transpose(0, 1).reshape(16, channels, batch * tiles_h * tiles_w)
     if filters is None:
         filters = filter_transform(weight)
-    m = torch.bmm(filters, v).view(4, 4, -1, batch, tiles_h, tiles_w)  # [4 (h), 4 (w), C_out, ...]
-    cols = _output_transform_1d(m, dim=1)  # [2 (w), 4 (h), C_out, B, th, tw]
-    y = _output_transform_1d(cols, dim=1)  # [2 (h), 2 (w), C_out, B, th, tw]
     out_channels = weight.shape[0]
-    y = y.permute(3, 2, 4, 0, 5, 1).reshape(batch, out_channels, 2 * tiles_h, 2 * tiles_w)
+    # [tiles, C_in] x [C_in, C_out]: the transposed view of v costs no copy (BLAS flags).
+    m = torch.bmm(v.transpose(1, 2), filters).view(4, 4, batch, tiles_h, tiles_w, out_channels)
+    cols = _output_transform_1d(m, dim=1)  # [2 (w), 4 (h), B, th, tw, C_out]
+    y = _output_transform_1d(cols, dim=1)  # [2 (h), 2 (w), B, th, tw, C_out]
+    y = y.permute(2, 5, 3, 0, 4, 1).reshape(batch, out_channels, 2 * tiles_h, 2 * tiles_w)
     y = y[:, :, :height, :width]
     if bias is not None:
         y = y + bias.view(1, -1, 1, 1)
