@@ -59,6 +59,11 @@ def test_iterative_training_runs_end_to_end_and_resumes(tmp_path, capsys):
             assert sorted(tracked["names"]) == sorted(split["half1"] + split["half2"])
             assert tracked["inputs"].shape[1:] == (9, 224, 224) and tracked["rois"].shape[1:] == (9, 3)
         assert not (out / "cache").exists() and not (out / "resume").exists()
+        # Each global stage was checked for following its input; a few steps cannot learn that.
+        for stage in ("global-gt", "global-predicted"):
+            placement = json.loads((out / "logs" / f"{stage}-placement.json").read_text())
+            assert placement["frames"] > 0 and placement["follows_input"] is False, stage
+            assert f"[{stage}] WARNING: the global model's box centres" in first
         # The result is a two-stage checkpoint the tracker loads and tracks with.
         tracker = TwoStageTracker.from_checkpoint(checkpoint, device="cpu")
         frame = np.zeros((120, 160, 3), np.uint8)

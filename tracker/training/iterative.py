@@ -16,7 +16,8 @@ Every stage writes its output under OUT atomically; a rerun skips stages whose o
 and resumes an interrupted training stage from OUT/resume/<stage>.pt. OUT/run.json records
 the settings: a rerun with other settings (that change results) is refused rather than
 mixing two runs. Losses go to OUT/logs/<stage>.csv (and OUT/tensorboard where TensorBoard is
-installed). On a CPU (or with `feature_cache=True`) the local stages train on cached pool4
+installed); after each global stage, whether the model follows its input goes to
+OUT/logs/<stage>-placement.json (`tracker.training.global_check`), with a warning if not. On a CPU (or with `feature_cache=True`) the local stages train on cached pool4
 features (OUT/cache/<stage>, deleted when the stage is done unless `keep_cache`).
 
 Under torchrun every rank trains (DDP); rank 0 alone tracks, caches and writes.
@@ -33,6 +34,7 @@ import sys
 from collections.abc import Callable, Sequence as SequenceOf
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -43,6 +45,9 @@ from tracker.training.loop import LoopConfig
 from tracker.training.loss_log import LossLog
 from tracker.training.samples import ClipConfig
 from tracker.training.weights import load_model_weights, save_model_weights
+
+if TYPE_CHECKING:
+    from tracker.training.global_check import PlacementCheck
 
 STAGES = ("split", "local-1", "local-2", "global-gt", "track-predicted", "global-predicted",
           "track-rois", "local-final", "checkpoint")
@@ -312,6 +317,22 @@ class IterativeRun:
         if self.runtime.is_main:
             save_model_weights(self.output(stage), model, self.model_config, self._role(stage))
             resume.unlink(missing_ok=True)
+            self.check_global(stage, model)
+
+    def check_global(self, stage: str, model: nn.Module) -> PlacementCheck:
+        """Whether the stage's global model follows its input (`tracker.training.global_check`),
+        on one ground-truth clip a sequence (another seed than training's); said, with a warning
+        when it does not, and written to OUT/logs/<stage>-placement.json."""
+        from tracker.training.global_check import check_placement
+        from tracker.training.global_samples import GlobalClipDataset
+
+        s = self.settings
+        clips = GlobalClipDataset(self.maps(), s.global_frames, seed=s.seed + 2000)
+        result = check_placement(model, clips, warmup=s.warmup, first_frame=s.first_frame,
+                                 batch_size=s.global_batch, device=self.runtime.device)
+        result.write(self.out / "logs" / f"{stage}-placement.json")
+        self.say(f"[{stage}] {'' if result.follows_input else 'WARNING: '}the global model's {result.describe()}")
+        return result
 
     def stage_global_gt(self) -> None:
         from tracker.training.global_samples import GlobalClipDataset
