@@ -17,8 +17,9 @@ and resumes an interrupted training stage from OUT/resume/<stage>.pt. OUT/run.js
 the settings: a rerun with other settings (that change results) is refused rather than
 mixing two runs. Losses go to OUT/logs/<stage>.csv (and OUT/tensorboard where TensorBoard is
 installed); after each global stage, whether the model follows its input goes to
-OUT/logs/<stage>-placement.json (`tracker.training.global_check`), with a warning if not. On a CPU (or with `feature_cache=True`) the local stages train on cached pool4
-features (OUT/cache/<stage>, deleted when the stage is done unless `keep_cache`).
+OUT/logs/<stage>-placement.json (`tracker.training.global_check`), with a warning if not.
+On a CPU (or with `feature_cache=True`) the local stages train on cached pool4 features
+(OUT/cache/<stage>, deleted when the stage is done unless `keep_cache`).
 
 Under torchrun every rank trains (DDP); rank 0 alone tracks, caches and writes.
 """
