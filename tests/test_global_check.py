@@ -71,7 +71,7 @@ def test_errors_by_hand_and_the_json_record(tmp_path) -> None:
     result = check_placement(CentroidFollower(), GlobalClipDataset([still], frames=4), warmup=1, first_frame=2)
     assert result.model_error == pytest.approx(0.0, abs=1e-6) and result.fixed_error == pytest.approx(0.0, abs=1e-6)
     assert result.frames == 3  # frames 2..4 of one clip
-    # Distances in frame widths: y counts 1/aspect as much as x.
+    # The verdict and its JSON record follow from the two errors.
     check = PlacementCheck(model_error=0.1, fixed_error=0.4, frames=10)
     assert check.ratio == pytest.approx(0.25) and check.follows_input
     record = json.loads(check.write(tmp_path / "p.json").read_text())

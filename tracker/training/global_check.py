@@ -46,8 +46,9 @@ class PlacementCheck:
     def describe(self) -> str:
         verdict = ("follows its input" if self.follows_input else
                    "does NOT follow its input: it places boxes no better than one fixed box would; "
-                   "ROIs it places (Sec. 5.1 step 5) will be wrong. Train it longer (--global-iterations) "
-                   "or on a GPU before trusting the result")
+                   "ROIs it places (Sec. 5.1 step 5) will be wrong. A lower Eq. 4 object weight "
+                   "(--object-weight 5 escaped this on a CPU budget) or longer training (--global-iterations, "
+                   "a GPU) before trusting the result")
         return (f"box centres {self.model_error:.3f} frame widths from the object's, a fixed centre "
                 f"{self.fixed_error:.3f} (ratio {self.ratio:.2f}, {self.frames} frames): {verdict}")
 
@@ -57,11 +58,6 @@ class PlacementCheck:
         path.write_text(json.dumps({**asdict(self), "ratio": self.ratio, "follows_input": self.follows_input},
                                    indent=1) + "\n")
         return path
-
-
-def _centres(theta: Tensor) -> Tensor:
-    """theta [..., 3] -> box centres [..., 2] in normalised frame coordinates [-1, 1]."""
-    return theta[..., :2]
 
 
 def _object_centres(targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -100,7 +96,7 @@ def check_placement(model: nn.Module, dataset: Dataset, *, warmup: int, first_fr
             centres, visible = _object_centres(batch["targets"].to(device))
             counted = visible.clone()
             counted[:, : first_frame - 1] = False
-            predicted.append(_centres(theta)[counted])
+            predicted.append(theta[..., :2][counted])  # (tx, ty): the box centre in [-1, 1]
             actual.append(centres[counted])
             aspects.append(aspect[:, None].expand_as(counted)[counted])
     finally:
