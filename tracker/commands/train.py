@@ -69,6 +69,9 @@ def _local_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--local-lr", type=float, default=1e-4)
     group.add_argument("--local-batch", type=int, default=4)
     group.add_argument("--local-warm-start", action="store_true", help="step 5 fine-tunes local model 1")
+    group.add_argument("--local-init", default=None, metavar="FCN",
+                       help="start every local model's F-CNN convs and decoder from this FCN checkpoint "
+                            "(`pixtrack train fcn`, same --config; not in the paper: a CPU-budget shortcut)")
     group.add_argument("--validate-every", type=int, default=0, metavar="K",
                        help="early termination: Eq. 2 on held-out clips every K iterations (a multiple of 10; 0 = off)")
     group.add_argument("--patience", type=int, default=0, metavar="P",
@@ -151,7 +154,7 @@ def iterative_settings(args: argparse.Namespace) -> IterativeSettings:
             local_clips_per_sequence=args.clips_per_sequence, local_views=args.views,
             local_loop=LoopConfig(iterations=args.local_iterations, lr=args.local_lr,
                                   validate_every=args.validate_every, patience=args.patience),
-            local_batch=args.local_batch, local_warm_start=args.local_warm_start,
+            local_batch=args.local_batch, local_warm_start=args.local_warm_start, local_init=args.local_init,
         )
     if hasattr(args, "global_frames"):
         values.update(

@@ -69,6 +69,9 @@ class IterativeSettings:
     local_batch: int = 4
     local_warm_start: bool = False
     """Step 5 fine-tunes local model 1 instead of training from scratch."""
+    local_init: str | None = None
+    """An FCN checkpoint whose F-CNN convs and decoder start every local model
+    (`tracker.training.warm_start`); None: random initialisation, as the paper."""
     global_frames: int = 32
     global_clips_per_sequence: int = 8
     global_loop: LoopConfig = field(default_factory=lambda: LoopConfig(iterations=20000, lr=1e-4))
@@ -83,7 +86,10 @@ class IterativeSettings:
     """Tracked clips a sequence in steps 3 and 5."""
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        values = json.loads(json.dumps(dataclasses.asdict(self)))
+        if values["local_init"] is None:  # runs recorded before the option existed still resume
+            del values["local_init"]
+        return values
 
 
 class IterativeRun:
@@ -175,6 +181,15 @@ class IterativeRun:
         from tracker.local_model import LocalModel
 
         return LocalModel(self.model_config.local, backbone=self.backbone())
+
+    def initial_local_model(self) -> nn.Module:
+        """A local model to train: random, or warm-started from `settings.local_init`."""
+        model = self.local_model()
+        if self.settings.local_init is not None:
+            from tracker.training.warm_start import warm_start_from_fcn
+
+            warm_start_from_fcn(model, self.settings.local_init)
+        return model
 
     def global_model(self) -> nn.Module:
         from tracker.global_model import GlobalModel
@@ -290,7 +305,7 @@ class IterativeRun:
                                    seed=self.settings.seed + half,
                                    clips_per_sequence=self.settings.local_clips_per_sequence,
                                    boxes=[self.boxes()[i] for i in indices])
-        self._train_local(f"local-{half}", self.local_model(), dataset, indices)
+        self._train_local(f"local-{half}", self.initial_local_model(), dataset, indices)
 
     def stage_local_1(self) -> None:
         self._local_stage(1)
@@ -398,7 +413,7 @@ class IterativeRun:
         dataset = LocalClipDataset(self.sequences, self.settings.clip, seed=self.settings.seed + 9,
                                    tracked=clips, boxes=self.boxes())
         torch.manual_seed(self.settings.seed + 9)
-        model = self.local_model()
+        model = self.initial_local_model()
         if self.settings.local_warm_start:
             self._load("local-1", model)
         self._train_local("local-final", model, dataset, range(len(self.sequences)))
@@ -428,7 +443,7 @@ class IterativeRun:
         torch.manual_seed(self.settings.seed)
         dataset = LocalClipDataset(self.sequences, self.settings.clip, seed=self.settings.seed,
                                    clips_per_sequence=self.settings.local_clips_per_sequence, boxes=self.boxes())
-        self._train_local("local", self.local_model(), dataset, range(len(self.sequences)))
+        self._train_local("local", self.initial_local_model(), dataset, range(len(self.sequences)))
 
     def stage_global(self) -> None:
         """One global model on ground-truth maps of every training sequence (`pixtrack train global`)."""
