@@ -413,9 +413,10 @@ class IterativeRun:
         dataset = LocalClipDataset(self.sequences, self.settings.clip, seed=self.settings.seed + 9,
                                    tracked=clips, boxes=self.boxes())
         torch.manual_seed(self.settings.seed + 9)
-        model = self.initial_local_model()
-        if self.settings.local_warm_start:
-            self._load("local-1", model)
+        if self.settings.local_warm_start:  # local model 1 already started from local_init
+            model = self._load("local-1", self.local_model())
+        else:
+            model = self.initial_local_model()
         self._train_local("local-final", model, dataset, range(len(self.sequences)))
 
     def stage_checkpoint(self) -> None:
