@@ -1,0 +1,237 @@
+"""k-fold cross-validation in one command: train each fold's checkpoints with the project's
+own training commands, evaluate each held-out fold with its own checkpoints, and report the
+mean IoU per fold and over all folds.
+
+    python -m evaluation.cross_validation --dataset ../shared/data/davis2016-train \
+        --folds checkpoints/davis2016-train-5folds.json --out runs/cv \
+        [--fold-indices 0 1] [--config lite] [--trackers two-stage 1stage fcn static] \
+        [--fcn-args "--iterations 2000 --half"] [--iterative-args "--local-init {fcn} --half"] \
+        [--evaluate-only] [--dry-run]
+
+Per fold I (a rerun resumes: training commands resume in their folders, finished checkpoints
+are kept, tracking runs are cached):
+1. `pixtrack train fcn --fold I` into OUT/fold-I/fcn/ (its checkpoint never replaces the
+   shipped one);
+2. `pixtrack train iterative --fold I` into OUT/fold-I/two-stage/; `{fcn}` in
+   --iterative-args stands for this fold's FCN checkpoint (for `--local-init {fcn}`);
+3. `python -m evaluation.tables` on fold I's test sequences with those checkpoints
+   (the 1-stage tracker reads the two-stage file) into OUT/tables/fold-I/.
+Then OUT/two-stage.json and OUT/fcn.json (k-fold checkpoint maps, as `--checkpoint
+NAME=MAP` takes them), the tables over every evaluated fold's sequences (OUT/tables/all/)
+and OUT/cross_validation.csv / .md: one row per fold, tracker and threshold, and the
+all-folds row. Issue 4's bar reads from it: each fold's two-stage row against its static row.
+
+Training and evaluation run as subprocesses of this Python, so each stage is exactly the
+command a user would type (printed before it runs) and one failing fold is reported with
+the command to rerun, without losing the folds already done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracker.training.folds import FoldSplit, read_folds
+
+DEFAULT_TRACKERS = ("two-stage", "1stage", "fcn", "static")
+DEFAULT_LENGTHS = (20, 40, 80)
+FCN_PLACEHOLDER = "{fcn}"
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """Where fold `index`'s models and tables go, and the commands that make them."""
+
+    index: int
+    test: tuple[str, ...]
+    fcn_checkpoint: Path
+    two_stage_checkpoint: Path
+    tables: Path
+    train_fcn: tuple[str, ...]
+    train_two_stage: tuple[str, ...]
+    evaluate: tuple[str, ...]
+
+
+def plan_folds(split: FoldSplit, indices: Sequence[int], *, dataset: str, folds_file: str, out: Path,
+               config: str, trackers: Sequence[str], lengths: Sequence[int], tables: Sequence[int],
+               fcn_args: Sequence[str], iterative_args: Sequence[str], python: str = sys.executable) -> list[FoldPlan]:
+    """The commands of every fold in `indices`; nothing runs."""
+    plans = []
+    for index in indices:
+        fold = split.fold(index)
+        root = out / f"fold-{index}"
+        fcn = root / "fcn" / f"fcn-{config}.safetensors"
+        two_stage = root / "two-stage" / f"two-stage-{config}.safetensors"
+        common = ["--data", dataset, "--folds", folds_file, "--fold", str(index), "--config", config]
+        train_fcn = [python, "-m", "tracker.cli", "train", "fcn", *common, "--out", str(root / "fcn"),
+                     "--output", str(fcn), *fcn_args]
+        train_two_stage = [python, "-m", "tracker.cli", "train", "iterative", *common, "--out", str(root / "two-stage"),
+                           *(arg.replace(FCN_PLACEHOLDER, str(fcn)) for arg in iterative_args)]
+        plans.append(FoldPlan(index, fold.test, fcn, two_stage, out / "tables" / f"fold-{index}",
+                              tuple(train_fcn), tuple(train_two_stage),
+                              tuple(tables_command(dataset, fold.test, trackers, lengths, tables,
+                                                   {"two-stage": two_stage, "1stage": two_stage, "fcn": fcn},
+                                                   out / "tables" / f"fold-{index}", python))))
+    return plans
+
+
+def tables_command(dataset: str, sequences: Sequence[str], trackers: Sequence[str], lengths: Sequence[int],
+                   tables: Sequence[int], checkpoints: dict[str, Path], out: Path,
+                   python: str = sys.executable) -> list[str]:
+    """`python -m evaluation.tables` on `sequences` with each tracker's checkpoint (file or k-fold map)."""
+    command = [python, "-m", "evaluation.tables", "--dataset", dataset, "--sequences", *sequences,
+               "--trackers", *trackers, "--lengths", *map(str, lengths), "--tables", *map(str, tables),
+               "--out", str(out), "--no-progress"]
+    for name in trackers:
+        if name in checkpoints:
+            command += ["--checkpoint", f"{name}={checkpoints[name]}"]
+    return command
+
+
+def write_checkpoint_map(path: Path, folds: Sequence[tuple[Sequence[str], Path]]) -> Path:
+    """A k-fold checkpoint map (evaluation.protocols.load_checkpoint_map) of (test sequences,
+    checkpoint) pairs, checkpoint paths relative to the map's folder."""
+    entries = [{"test": list(test), "checkpoint": str(checkpoint.relative_to(path.parent))} for test, checkpoint in folds]
+    path.write_text(json.dumps({"folds": entries}, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def read_table_rows(folder: Path, tables: Sequence[int]) -> list[dict[str, str]]:
+    """The rows of table<N>.csv files `evaluation.tables` wrote in `folder` (ours only)."""
+    rows = []
+    for table in tables:
+        path = folder / f"table{table}.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: the evaluation of {folder.name} did not finish")
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows += [row for row in csv.DictReader(handle) if row.get("source", "ours") == "ours"]
+    return rows
+
+
+def write_summary(out: Path, per_fold: dict[str, list[dict[str, str]]], lengths: Sequence[int]) -> tuple[Path, Path]:
+    """OUT/cross_validation.csv and .md (Markdown): one row per fold, table, threshold and
+    tracker, folds in the order of `per_fold` (fold name -> `read_table_rows`)."""
+    fields = ["fold", "table", "threshold", "tracker", *map(str, lengths)]
+    summary = [{"fold": fold, **{field: row.get(field, "") for field in fields[1:]}}
+               for fold, rows in per_fold.items() for row in rows]
+    csv_path, md_path = out / "cross_validation.csv", out / "cross_validation.md"
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(summary)
+    lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * 4 + "---:|" * len(lengths)]
+    for row in summary:
+        cells = [row[f] for f in fields[:4]] + [_short(row[str(n)]) for n in lengths]
+        lines.append("| " + " | ".join(cells) + " |")
+    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return csv_path, md_path
+
+
+def _short(cell: str) -> str:
+    try:
+        return f"{float(cell):.4f}"
+    except ValueError:
+        return cell
+
+
+def run_step(command: Sequence[str], what: str, dry_run: bool) -> None:
+    """Run one stage's command in the foreground, or only print it."""
+    print(f"\n[{what}] $ {shlex.join(command)}", flush=True)
+    if dry_run:
+        return
+    started = time.monotonic()
+    result = subprocess.run(list(command))
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit status {result.returncode}); rerun it with:\n  {shlex.join(command)}")
+    print(f"[{what}] done in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evaluation.cross_validation",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True, help="DAVIS root or VOT sequences folder (training and test)")
+    parser.add_argument("--folds", required=True, help="folds file (`pixtrack train folds`)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for every fold's models, tables and the summary")
+    parser.add_argument("--fold-indices", type=int, nargs="+", help="only these folds (default: all)")
+    parser.add_argument("--config", default="lite", help="model configuration of both trainings (default: lite)")
+    parser.add_argument("--trackers", nargs="+", default=list(DEFAULT_TRACKERS),
+                        help=f"trackers to evaluate (default: {' '.join(DEFAULT_TRACKERS)})")
+    parser.add_argument("--lengths", type=int, nargs="+", default=list(DEFAULT_LENGTHS),
+                        help=f"sequence lengths (default: {' '.join(map(str, DEFAULT_LENGTHS))})")
+    parser.add_argument("--tables", type=int, nargs="+", choices=(2, 3), default=[3],
+                        help="which of the paper's tables (default: 3, full tracking)")
+    parser.add_argument("--fcn-args", default="", help="more arguments for `pixtrack train fcn` (one quoted string)")
+    parser.add_argument("--iterative-args", default="",
+                        help="more arguments for `pixtrack train iterative`; {fcn} = the fold's FCN checkpoint")
+    parser.add_argument("--evaluate-only", action="store_true", help="train nothing: evaluate the checkpoints in --out")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
+    args = parser.parse_args(argv)
+
+    split = read_folds(args.folds)
+    indices = args.fold_indices if args.fold_indices is not None else list(range(split.k))
+    for index in indices:
+        split.fold(index)  # a clear error for a fold that does not exist, before anything runs
+    args.out.mkdir(parents=True, exist_ok=True)
+    plans = plan_folds(split, indices, dataset=args.dataset, folds_file=args.folds, out=args.out, config=args.config,
+                       trackers=args.trackers, lengths=args.lengths, tables=args.tables,
+                       fcn_args=shlex.split(args.fcn_args), iterative_args=shlex.split(args.iterative_args))
+    needs_fcn = "fcn" in args.trackers or FCN_PLACEHOLDER in args.iterative_args
+    needs_two_stage = bool({"two-stage", "1stage"} & set(args.trackers))
+
+    failed: list[str] = []
+    per_fold: dict[str, list[dict[str, str]]] = {}
+    for plan in plans:
+        try:
+            if not args.evaluate_only:
+                if needs_fcn and not plan.fcn_checkpoint.is_file():
+                    run_step(plan.train_fcn, f"fold {plan.index}: FCN", args.dry_run)
+                if needs_two_stage and not plan.two_stage_checkpoint.is_file():
+                    run_step(plan.train_two_stage, f"fold {plan.index}: two-stage", args.dry_run)
+            if not args.dry_run:
+                wanted = [(needs_fcn, plan.fcn_checkpoint, plan.train_fcn),
+                          (needs_two_stage, plan.two_stage_checkpoint, plan.train_two_stage)]
+                for needed, checkpoint, command in wanted:
+                    if needed and not checkpoint.is_file():
+                        raise FileNotFoundError(f"fold {plan.index}: no checkpoint {checkpoint}; it is made by:\n  "
+                                                f"{shlex.join(command)}")
+            run_step(plan.evaluate, f"fold {plan.index}: tables", args.dry_run)
+            if not args.dry_run:
+                per_fold[str(plan.index)] = read_table_rows(plan.tables, args.tables)
+        except (RuntimeError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            failed.append(str(plan.index))
+
+    done = [plan for plan in plans if str(plan.index) in per_fold]
+    if len(done) > 1:
+        maps = {"two-stage": write_checkpoint_map(args.out / "two-stage.json",
+                                                  [(plan.test, plan.two_stage_checkpoint) for plan in done]),
+                "fcn": write_checkpoint_map(args.out / "fcn.json", [(plan.test, plan.fcn_checkpoint) for plan in done])}
+        maps["1stage"] = maps["two-stage"]
+        everything = [name for plan in done for name in plan.test]
+        try:
+            run_step(tables_command(args.dataset, everything, args.trackers, args.lengths, args.tables, maps,
+                                    args.out / "tables" / "all"), "all folds: tables", False)
+            per_fold["all"] = read_table_rows(args.out / "tables" / "all", args.tables)
+        except (RuntimeError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            failed.append("all")
+    if per_fold:
+        csv_path, md_path = write_summary(args.out, per_fold, args.lengths)
+        print("\n" + md_path.read_text(encoding="utf-8") + f"\nwrote {csv_path} and {md_path}")
+    if failed:
+        print(f"error: folds not finished: {', '.join(failed)} (rerun the same command: finished work is kept)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

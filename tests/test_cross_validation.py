@@ -1,0 +1,122 @@
+"""evaluation.cross_validation: each fold trains into its own folder with its own held-out
+sequences, evaluates with its own checkpoints, and the summary holds one row per fold plus
+the all-folds row, computed by the real `evaluation.tables` on small made-up data."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+from evaluation.cross_validation import main, plan_folds, run_step, write_checkpoint_map
+from evaluation.protocols import load_checkpoint_map
+from tracker.data import write_vot_list, write_vot_sequence
+from tracker.data.synth import generate_sequence
+from tracker.training.folds import make_folds, write_folds
+
+NAMES = ["a", "b", "c", "d", "e"]
+
+
+def _plans(tmp_path: Path, iterative_args=("--local-init", "{fcn}", "--half")):
+    split = make_folds(NAMES, k=2, seed=0)
+    return split, plan_folds(split, [0, 1], dataset="DATA", folds_file="folds.json", out=tmp_path / "cv",
+                             config="lite", trackers=["two-stage", "1stage", "fcn", "static"], lengths=[20, 40],
+                             tables=[3], fcn_args=["--iterations", "5"], iterative_args=list(iterative_args),
+                             python="PY")
+
+
+def _value(command, flag):
+    return command[command.index(flag) + 1]
+
+
+def test_each_fold_trains_on_its_own_split_into_its_own_folder(tmp_path):
+    split, plans = _plans(tmp_path)
+    for plan in plans:
+        fold = split.fold(plan.index)
+        assert plan.test == fold.test
+        for command in (plan.train_fcn, plan.train_two_stage):
+            assert command[:3] == ("PY", "-m", "tracker.cli")
+            assert _value(command, "--fold") == str(plan.index) and _value(command, "--folds") == "folds.json"
+            assert _value(command, "--config") == "lite"
+        # The fold's FCN never replaces the shipped checkpoints/fcn-lite.safetensors.
+        assert Path(_value(plan.train_fcn, "--output")) == plan.fcn_checkpoint
+        assert plan.fcn_checkpoint.parent == tmp_path / "cv" / f"fold-{plan.index}" / "fcn"
+        assert plan.train_fcn[-2:] == ("--iterations", "5")
+        # {fcn} is this fold's FCN, so --local-init never reads another fold's (or the shipped) model.
+        assert _value(plan.train_two_stage, "--local-init") == str(plan.fcn_checkpoint)
+        assert Path(_value(plan.train_two_stage, "--out")) == plan.two_stage_checkpoint.parent
+        assert plan.two_stage_checkpoint.name == "two-stage-lite.safetensors"
+        evaluate = list(plan.evaluate)
+        tested = evaluate[evaluate.index("--sequences") + 1:evaluate.index("--trackers")]
+        assert tested == list(fold.test)
+        checkpoints = [evaluate[i + 1] for i, arg in enumerate(evaluate) if arg == "--checkpoint"]
+        assert checkpoints == [f"two-stage={plan.two_stage_checkpoint}", f"1stage={plan.two_stage_checkpoint}",
+                               f"fcn={plan.fcn_checkpoint}"]
+    assert plans[0].fcn_checkpoint != plans[1].fcn_checkpoint
+
+
+def test_checkpoint_maps_give_every_sequence_its_folds_checkpoint(tmp_path):
+    split, plans = _plans(tmp_path)
+    (tmp_path / "cv").mkdir()
+    path = write_checkpoint_map(tmp_path / "cv" / "two-stage.json", [(p.test, p.two_stage_checkpoint) for p in plans])
+    mapping = load_checkpoint_map(path)
+    assert sorted(mapping) == NAMES
+    for plan in plans:
+        for name in plan.test:
+            assert Path(mapping[name]) == plan.two_stage_checkpoint
+
+
+def test_a_failing_stage_names_the_command_to_rerun():
+    with pytest.raises(RuntimeError, match=r"(?s)fold 3: FCN failed \(exit status 3\).*raise SystemExit\(3\)"):
+        run_step([sys.executable, "-c", "raise SystemExit(3)"], "fold 3: FCN", dry_run=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    """Four 12-frame synthetic VOT sequences and two folds of them."""
+    root = tmp_path_factory.mktemp("cv-data")
+    names = []
+    for index in range(4):
+        sequence = generate_sequence(200 + index, 12, 96, 72, name=f"cv{index}", speed=0.02)
+        write_vot_sequence(root / "sequences", sequence)
+        names.append(sequence.name)
+    write_vot_list(root / "sequences", names)
+    return root / "sequences", write_folds(root / "folds.json", make_folds(names, k=2, seed=0))
+
+
+def test_end_to_end_the_summary_has_each_fold_and_all_folds(tiny_dataset, tmp_path, capsys):
+    sequences, folds = tiny_dataset
+    out = tmp_path / "cv"
+    # The static tracker needs no checkpoint, so the real evaluation.tables runs in seconds.
+    assert main(["--dataset", str(sequences), "--folds", str(folds), "--out", str(out), "--trackers", "static",
+                 "--lengths", "5", "10", "--evaluate-only"]) == 0
+    with (out / "cross_validation.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["fold"], r["threshold"], r["tracker"]) for r in rows] == [
+        (fold, threshold, "static") for fold in ("0", "1", "all") for threshold in ("0.4", "0.7")]
+    # Repeating the first mask does not depend on a threshold, and the all-folds cell is the
+    # mean over sequences: with two sequences a fold, the mean of the two folds' cells.
+    by_fold = {r["fold"]: float(r["10"]) for r in rows if r["threshold"] == "0.4"}
+    assert 0.0 < by_fold["0"] < 1.0 and by_fold["0"] != by_fold["1"]
+    assert by_fold["all"] == pytest.approx((by_fold["0"] + by_fold["1"]) / 2)
+    assert "| all | 3 | 0.4 | static |" in (out / "cross_validation.md").read_text(encoding="utf-8")
+
+
+def test_a_fold_that_does_not_exist_is_refused_before_anything_runs(tiny_dataset, tmp_path):
+    sequences, folds = tiny_dataset
+    with pytest.raises(ValueError, match="fold 7 does not exist"):
+        main(["--dataset", str(sequences), "--folds", str(folds), "--out", str(tmp_path / "cv"),
+              "--fold-indices", "0", "7", "--dry-run"])
+    assert not (tmp_path / "cv").exists()
+
+
+def test_evaluate_only_names_a_missing_checkpoint_and_the_command_that_makes_it(tiny_dataset, tmp_path, capsys):
+    sequences, folds = tiny_dataset
+    out = tmp_path / "cv"
+    assert main(["--dataset", str(sequences), "--folds", str(folds), "--out", str(out),
+                 "--trackers", "two-stage", "static", "--lengths", "5", "--evaluate-only"]) == 1
+    error = capsys.readouterr().err
+    assert f"fold 0: no checkpoint {out / 'fold-0' / 'two-stage' / 'two-stage-lite.safetensors'}" in error
+    assert "train iterative" in error and "folds not finished: 0, 1" in error
