@@ -353,7 +353,8 @@ def run(args: argparse.Namespace) -> int:
         sequences = _load_sequences(dataset, args.sequences, args.split)
         trackers = _names(args.trackers) or workspace_trackers(args.workspace, args.experiment)
         scores = workspace_scores(args.workspace, sequences, trackers, args.experiment, lengths, thresholds)
-        source = f"VOT results in {args.workspace} ({args.experiment})"
+        source = (f"VOT results in {args.workspace} ({args.experiment}): masks binarised by the tracker "
+                  "(`python -m tracker.vot --threshold`, 0.5), so every threshold block is the same")
         table = build_table(3, scores, thresholds, lengths, trackers, paper=args.paper)
         outputs.append(emit_table(table, args.out, source))
         if args.plots:
