@@ -44,3 +44,19 @@ def count_host_transfers(monkeypatch) -> dict[str, int]:
         monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
     monkeypatch.setattr(torch, "from_numpy", counting("from_numpy", torch.from_numpy))
     return calls
+
+
+def write_synthetic_vot_folds(root, count: int, frames: int, *, seed: int, prefix: str, folds: int = 2):
+    """`count` small (96x72) synthetic VOT sequences under root/sequences and a folds file of
+    them: (sequences folder, folds file). For tests that need a dataset with folds on disk."""
+    from tracker.data import write_vot_list, write_vot_sequence
+    from tracker.data.synth import generate_sequence
+    from tracker.training.folds import make_folds, write_folds
+
+    names = []
+    for index in range(count):
+        sequence = generate_sequence(seed + index, frames, 96, 72, name=f"{prefix}{index}", speed=0.02)
+        write_vot_sequence(root / "sequences", sequence)
+        names.append(sequence.name)
+    write_vot_list(root / "sequences", names)
+    return root / "sequences", write_folds(root / "folds.json", make_folds(names, k=folds, seed=0))

@@ -11,17 +11,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_two_stage import TinyBackbone  # tests/ is on sys.path under pytest
+from stand_ins import write_synthetic_vot_folds  # tests/ is on sys.path under pytest
+from test_two_stage import TinyBackbone
 
 from baselines.fcn import FCN, fcn_config, save_fcn
 from evaluation.ablations import MEMORY_VARIANTS, ZeroMemoryInit, main, memory_variant
 from tracker.checkpoint import save_checkpoint
 from tracker.config import get_config
-from tracker.data import write_vot_list, write_vot_sequence
 from tracker.data.synth import generate_sequence
 from tracker.global_model import GlobalModel
 from tracker.local_model import LocalModel
-from tracker.training.folds import make_folds, write_folds
 
 DPI = ["--dpi", "50"]  # the drawing is the same; 300 dpi costs seconds a figure on a busy CPU
 CLIPS = ["--clips", "2", "--clip-length", "3", "--thresholds", "0.4", "0.7", "--quiet", "--device", "cpu"]
@@ -30,15 +29,7 @@ CLIPS = ["--clips", "2", "--clip-length", "3", "--thresholds", "0.4", "0.7", "--
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """Four 10-frame 96x72 synthetic sequences as VOT, and two folds of them."""
-    root = tmp_path_factory.mktemp("ablation-data")
-    names = []
-    for index in range(4):
-        sequence = generate_sequence(100 + index, 10, 96, 72, name=f"tiny{index}", speed=0.02)
-        write_vot_sequence(root / "sequences", sequence)
-        names.append(sequence.name)
-    write_vot_list(root / "sequences", names)
-    folds = write_folds(root / "folds.json", make_folds(names, k=2, seed=0))
-    return root / "sequences", folds
+    return write_synthetic_vot_folds(tmp_path_factory.mktemp("ablation-data"), 4, 10, seed=100, prefix="tiny")
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from stand_ins import write_synthetic_vot_folds  # tests/ is on sys.path under pytest
 
 from evaluation.cross_validation import main, plan_folds, run_step, write_checkpoint_map
 from evaluation.protocols import load_checkpoint_map
-from tracker.data import write_vot_list, write_vot_sequence
-from tracker.data.synth import generate_sequence
-from tracker.training.folds import make_folds, write_folds
+from tracker.training.folds import make_folds
 
 NAMES = ["a", "b", "c", "d", "e"]
 
@@ -76,14 +75,7 @@ def test_a_failing_stage_names_the_command_to_rerun():
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
     """Four 12-frame synthetic VOT sequences and two folds of them."""
-    root = tmp_path_factory.mktemp("cv-data")
-    names = []
-    for index in range(4):
-        sequence = generate_sequence(200 + index, 12, 96, 72, name=f"cv{index}", speed=0.02)
-        write_vot_sequence(root / "sequences", sequence)
-        names.append(sequence.name)
-    write_vot_list(root / "sequences", names)
-    return root / "sequences", write_folds(root / "folds.json", make_folds(names, k=2, seed=0))
+    return write_synthetic_vot_folds(tmp_path_factory.mktemp("cv-data"), 4, 12, seed=200, prefix="cv")
 
 
 def test_end_to_end_the_summary_has_each_fold_and_all_folds(tiny_dataset, tmp_path, capsys):
