@@ -211,10 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     done = [plan for plan in plans if str(plan.index) in per_fold]
     if len(done) > 1:
-        maps = {"two-stage": write_checkpoint_map(args.out / "two-stage.json",
-                                                  [(plan.test, plan.two_stage_checkpoint) for plan in done]),
-                "fcn": write_checkpoint_map(args.out / "fcn.json", [(plan.test, plan.fcn_checkpoint) for plan in done])}
-        maps["1stage"] = maps["two-stage"]
+        maps: dict[str, Path] = {}
+        if needs_two_stage:
+            two_stage = [(plan.test, plan.two_stage_checkpoint) for plan in done]
+            maps["two-stage"] = maps["1stage"] = write_checkpoint_map(args.out / "two-stage.json", two_stage)
+        if needs_fcn:
+            maps["fcn"] = write_checkpoint_map(args.out / "fcn.json", [(plan.test, plan.fcn_checkpoint) for plan in done])
         everything = [name for plan in done for name in plan.test]
         try:
             run_step(tables_command(args.dataset, everything, args.trackers, args.lengths, args.tables, maps,

@@ -94,6 +94,7 @@ def test_end_to_end_the_summary_has_each_fold_and_all_folds(tiny_dataset, tmp_pa
     assert 0.0 < by_fold["0"] < 1.0 and by_fold["0"] != by_fold["1"]
     assert by_fold["all"] == pytest.approx((by_fold["0"] + by_fold["1"]) / 2)
     assert "| all | 3 | 0.4 | static |" in (out / "cross_validation.md").read_text(encoding="utf-8")
+    assert not (out / "two-stage.json").exists()  # no map of checkpoints that were never asked for
 
 
 def test_a_fold_that_does_not_exist_is_refused_before_anything_runs(tiny_dataset, tmp_path):
