@@ -182,6 +182,23 @@ def to_csv(table: Table) -> str:
     return buffer.getvalue()
 
 
+def per_sequence_csv(number: int, scores: Seq[SequenceScores], thresholds: Seq[float], lengths: Seq[int]) -> str:
+    """The numbers a table averages: one line per (threshold, tracker, sequence), the mean IoU
+    over frames 1..L in each length column. Where a tracker wins or loses is read here."""
+    cells: dict[tuple[float, str, str], dict[int, float]] = {}
+    for score in scores:
+        for threshold in thresholds:
+            value = float(score.mean()[score.thresholds.index(float(threshold))])
+            cells.setdefault((float(threshold), score.tracker, score.sequence), {})[score.length] = value
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["table", "threshold", "tracker", "sequence", *[str(length) for length in lengths]])
+    for (threshold, tracker, sequence), by_length in cells.items():
+        row = ["" if by_length.get(int(n)) is None else repr(by_length[int(n)]) for n in lengths]
+        writer.writerow([number, f"{threshold:g}", tracker, sequence, *row])
+    return buffer.getvalue()
+
+
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
@@ -356,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
         source = (f"VOT results in {args.workspace} ({args.experiment}): masks binarised by the tracker "
                   "(`python -m tracker.vot --threshold`, 0.5), so every threshold block is the same")
         table = build_table(3, scores, thresholds, lengths, trackers, paper=args.paper)
-        outputs.append(emit_table(table, args.out, source))
+        outputs.append(emit_table(table, scores, thresholds, args.out, source))
         if args.plots:
             plot_sequence_ious(scores, 3, max(lengths), thresholds[0], args.out)
         print("\n\n".join(outputs))
@@ -383,7 +400,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress, refresh=args.refresh,
         )
         table = build_table(number, scores, thresholds, lengths, [spec.name for spec in specs], paper=args.paper)
-        outputs.append(emit_table(table, args.out, source))
+        outputs.append(emit_table(table, scores, thresholds, args.out, source))
         if args.plots:
             plot_sequence_ious(scores, number, max(lengths), thresholds[0], args.out)
     if args.clips:
@@ -392,9 +409,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def emit_table(table: Table, out: Path, source: str) -> str:
-    """Write `table` as CSV and LaTeX into `out`; its Markdown, with `source` as a caption line."""
+def emit_table(table: Table, scores: Seq[SequenceScores], thresholds: Seq[float], out: Path, source: str) -> str:
+    """Write `table` as CSV and LaTeX into `out`, and the per-sequence numbers behind it
+    (table<N>_per_sequence.csv); return its Markdown, with `source` as a caption line."""
     paths = write_table(table, out)
+    paths.append(out / f"table{table.number}_per_sequence.csv")
+    paths[-1].write_text(per_sequence_csv(table.number, scores, thresholds, table.lengths), encoding="utf-8")
     print(f"wrote {', '.join(str(path) for path in paths)}", file=sys.stderr)
     return to_markdown(table) + f"\n_{source}_"
 

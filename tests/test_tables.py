@@ -130,6 +130,13 @@ def test_cli_tracks_registered_trackers_and_writes_every_table(tmp_path, capsys)
     assert f"| static | {expected:.4f} | {expected:.4f} |" in markdown
     for name in ("table2.csv", "table2.tex", "table3.csv", "table3.tex"):
         assert (out / name).stat().st_size > 0
+    # The per-sequence numbers behind the cell: "still" perfect, "moving" its own mean.
+    per_sequence = {(row["table"], row["sequence"]): row for row in csv.DictReader(open(out / "table3_per_sequence.csv"))}
+    assert sorted(per_sequence) == [("3", "moving"), ("3", "still")]
+    assert float(per_sequence["3", "still"]["3"]) == pytest.approx(1.0)
+    assert float(per_sequence["3", "moving"]["3"]) == pytest.approx(np.mean(moving))
+    assert float(per_sequence["3", "moving"]["6"]) == pytest.approx(np.mean(moving))
+    assert per_sequence["3", "moving"]["tracker"] == "static" and per_sequence["3", "moving"]["threshold"] == "0.5"
     assert len(list(cache.rglob("*.npz"))) == 2 * 3  # per table: "still" once (3 is a prefix of 6), "moving" twice
     # A second call re-reads the cache: same numbers.
     assert main(argv + ["--paper"]) == 0
