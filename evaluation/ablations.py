@@ -189,7 +189,7 @@ def compare(
                                   dataset_key, settings.device, progress=settings.progress)
         table = build_table(TABLE_NUMBER[settings.protocol], scores, settings.thresholds, settings.lengths, labels)
         table.title = f"{title}: {table.title}"
-        outputs.append(emit_table(table, scores, settings.thresholds, out, f"{len(sequences)} held-out sequences"))
+        outputs.append(emit_table(table, scores, out, f"{len(sequences)} held-out sequences"))
         plot_sequence_ious(scores, table.number, max(settings.lengths), settings.thresholds[0], out)
     clips = sample_clips(sequences, settings.clips, settings.clip_length, seed=settings.seed)
     results = evaluate_clips(specs, sequences, clips, settings.protocol, settings.thresholds, cache, dataset_key,

@@ -373,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
         source = (f"VOT results in {args.workspace} ({args.experiment}): masks binarised by the tracker "
                   "(`python -m tracker.vot --threshold`, 0.5), so every threshold block is the same")
         table = build_table(3, scores, thresholds, lengths, trackers, paper=args.paper)
-        outputs.append(emit_table(table, scores, thresholds, args.out, source))
+        outputs.append(emit_table(table, scores, args.out, source))
         if args.plots:
             plot_sequence_ious(scores, 3, max(lengths), thresholds[0], args.out)
         print("\n\n".join(outputs))
@@ -400,7 +400,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress, refresh=args.refresh,
         )
         table = build_table(number, scores, thresholds, lengths, [spec.name for spec in specs], paper=args.paper)
-        outputs.append(emit_table(table, scores, thresholds, args.out, source))
+        outputs.append(emit_table(table, scores, args.out, source))
         if args.plots:
             plot_sequence_ious(scores, number, max(lengths), thresholds[0], args.out)
     if args.clips:
@@ -409,12 +409,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def emit_table(table: Table, scores: Seq[SequenceScores], thresholds: Seq[float], out: Path, source: str) -> str:
+def emit_table(table: Table, scores: Seq[SequenceScores], out: Path, source: str) -> str:
     """Write `table` as CSV and LaTeX into `out`, and the per-sequence numbers behind it
     (table<N>_per_sequence.csv); return its Markdown, with `source` as a caption line."""
     paths = write_table(table, out)
     paths.append(out / f"table{table.number}_per_sequence.csv")
-    paths[-1].write_text(per_sequence_csv(table.number, scores, thresholds, table.lengths), encoding="utf-8")
+    paths[-1].write_text(per_sequence_csv(table.number, scores, list(table.blocks), table.lengths), encoding="utf-8")
     print(f"wrote {', '.join(str(path) for path in paths)}", file=sys.stderr)
     return to_markdown(table) + f"\n_{source}_"
 
