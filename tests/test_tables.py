@@ -131,7 +131,7 @@ def test_cli_tracks_registered_trackers_and_writes_every_table(tmp_path, capsys)
     for name in ("table2.csv", "table2.tex", "table3.csv", "table3.tex"):
         assert (out / name).stat().st_size > 0
     # The per-sequence numbers behind the cell: "still" perfect, "moving" its own mean.
-    per_sequence = {(row["table"], row["sequence"]): row for row in csv.DictReader(open(out / "table3_per_sequence.csv"))}
+    per_sequence = {(row["table"], row["sequence"]): row for row in csv.DictReader((out / "table3_per_sequence.csv").read_text(encoding="utf-8").splitlines())}
     assert sorted(per_sequence) == [("3", "moving"), ("3", "still")]
     assert float(per_sequence["3", "still"]["3"]) == pytest.approx(1.0)
     assert float(per_sequence["3", "moving"]["3"]) == pytest.approx(np.mean(moving))
