@@ -1,7 +1,7 @@
 """Tables 2 and 3 of the paper: average IoU per tracker and sequence length, one block per
 mask threshold, as Markdown on stdout and CSV / LaTeX (booktabs) files.
 
-    python -m evaluation.tables [--trackers two-stage,1stage,fcn] [--checkpoint NAME=PATH]
+    python -m evaluation.tables [--trackers pixtrack,pixtrack-1stage,pixtrack-fcn] [--checkpoint NAME=PATH]
         [--thresholds 0.4 0.7] [--lengths 20 40 80 160] [--dataset DIR] [--device cpu]
         [--out DIR] [--workspace W] [--paper] [--clips N]
 
@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATASET = REPO / "workspace" / "sequences"
 DEFAULT_OUT = REPO / "outputs" / "tables"
 DEFAULT_CACHE = REPO / "outputs" / "cache" / "runs"
-DEFAULT_TRACKERS = ("two-stage", "1stage", "fcn")
+DEFAULT_TRACKERS = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn")
 
 TABLE_PROTOCOLS = {2: GT_ROI, 3: TRACKING}
 TITLES = {
@@ -254,6 +254,17 @@ def _names(values: Seq[str] | None) -> list[str] | None:
     return [name for value in values for name in value.split(",") if name]
 
 
+def _same_tracker(name: str, trackers: Seq[str]) -> str:
+    """The one of `trackers` that `name` names, by name or alias (`two-stage` = `pixtrack`);
+    `name` itself when none does or it is not registered (a label, a typo: reported by the caller)."""
+    from tracker.registry import canonical_name, known_names
+
+    if name in trackers or name not in known_names():
+        return name
+    same = [tracker for tracker in trackers if tracker in known_names() and canonical_name(tracker) == canonical_name(name)]
+    return same[0] if len(same) == 1 else name
+
+
 def parse_checkpoints(values: Seq[str] | None, trackers: Seq[str]) -> dict[str, object]:
     """`--checkpoint NAME=PATH` (or a bare PATH for a single tracker) -> {name: path or
     sequence -> path mapping (a .json file of k-fold checkpoints)}."""
@@ -266,6 +277,7 @@ def parse_checkpoints(values: Seq[str] | None, trackers: Seq[str]) -> dict[str, 
             if len(trackers) != 1:
                 raise ValueError(f"--checkpoint {value!r}: say which tracker it is for (NAME=PATH), as {len(trackers)} trackers run")
             name, path = trackers[0], value
+        name = _same_tracker(name, trackers)
         if name not in trackers:
             raise ValueError(f"--checkpoint {value!r}: {name!r} is not among the trackers ({', '.join(trackers)})")
         if path.endswith(".json"):
@@ -292,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", help="only the sequences of a split list (<dataset>/<split>.txt, or DAVIS's ImageSets), e.g. train")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                        help="fp32 (default), bf16 (CPU with AVX512-BF16, or CUDA) or fp16 (CUDA); two-stage and 1stage only; rows are then labelled e.g. two-stage@bf16 (and cached apart)")
+                        help="fp32 (default), bf16 (CPU with AVX512-BF16, or CUDA) or fp16 (CUDA); pixtrack and pixtrack-1stage only; rows are then labelled e.g. pixtrack@bf16 (and cached apart)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for table<N>.csv / .tex (default: %(default)s)")
     parser.add_argument("--workspace", type=Path, help="score the masks `vot evaluate` stored in this VOT workspace instead of tracking")
     parser.add_argument("--experiment", default="unsupervised", help="the workspace's experiment to read (default: %(default)s)")
@@ -310,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_sequences(dataset: Path, sequences: Seq[str] | None, split: str | None):
-    from tracker.data import load_dataset
+    """The test set, every sequence checked trackable (two frames, a first mask) before any is tracked."""
+    from tracker.data import check_all_trackable, load_dataset
 
     names = _names(sequences)
     if names is not None and split is not None:
@@ -318,7 +331,7 @@ def _load_sequences(dataset: Path, sequences: Seq[str] | None, split: str | None
     loaded = load_dataset(dataset, split if split is not None else names)
     if not loaded:
         raise ValueError(f"the test set is empty: no sequences in {dataset}")
-    return loaded
+    return check_all_trackable(loaded)
 
 
 def _tracker_specs(args, device: str | None, sequences) -> list:

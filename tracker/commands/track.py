@@ -10,7 +10,9 @@ Writes, for every frame i of the sequence (file names 1-based like VOT frames,
 PNG rather than .npz for the maps: any image viewer shows them, they compress well, and
 8 bits (steps of 1/255) are finer than any threshold the tables use. Frame 0 is the
 initialisation: its files hold the given mask. The mean IoU printed (and in iou.csv) is over
-frames 1.. only, as in the paper's tables.
+frames 1.. only, as in the paper's tables. iou.csv gets its row as each frame is tracked, so
+a run stopped by a corrupt frame keeps every IoU computed before it. The sequence is checked
+before any model is built (`tracker.data.check_trackable`: two frames, a non-empty first mask).
 """
 
 from __future__ import annotations
@@ -40,17 +42,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from evaluation.metrics import binarize, frame_iou
-    from tracker.data import load_sequence
+    from tracker.data import check_trackable, load_sequence
     from tracker.registry import build_tracker
 
     if not 0.0 <= args.threshold <= 1.0:
         raise ValueError(f"--threshold {args.threshold}: must lie in [0, 1]")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit {args.limit}: must be at least 1 frame")
-    sequence = load_sequence(args.sequence)
+    sequence = check_trackable(load_sequence(args.sequence))
     length = len(sequence) if args.limit is None else min(args.limit, len(sequence))
-    if length < 1:
-        raise ValueError(f"sequence {args.sequence} has no frames")
     tracker = build_tracker(args.tracker, checkpoint=args.checkpoint, device=args.device, precision=args.precision)
 
     out = Path(args.out)
@@ -64,24 +64,27 @@ def run(args: argparse.Namespace) -> int:
         Image.fromarray(mask.astype(np.uint8) * 255).save(out / "mask" / name)
 
     first_mask = sequence.mask(0)
-    if first_mask is None:
-        raise ValueError(f"sequence {args.sequence} has no mask for frame 0 to start from")
     state = tracker.init(sequence.frame(0), first_mask)
     first = np.asarray(first_mask).astype(bool)
     write(0, first.astype(np.float32), first)
 
     ious: list[tuple[int, float]] = []
-    for index in tqdm(range(1, length), desc=f"{args.tracker} {sequence.name}", unit="frame", file=sys.stderr):
-        prob, state = tracker.track(sequence.frame(index), state)
-        mask = binarize(prob, args.threshold).numpy()
-        write(index, prob, mask)
-        truth = sequence.mask(index)
-        if truth is not None:
-            ious.append((index, float(frame_iou(mask, np.asarray(truth).astype(bool)))))
-
     with open(out / "iou.csv", "w", encoding="utf-8") as handle:
         handle.write("frame,iou\n")
-        handle.writelines(f"{index},{iou:.6f}\n" for index, iou in ious)
+        try:
+            for index in tqdm(range(1, length), desc=f"{args.tracker} {sequence.name}", unit="frame", file=sys.stderr):
+                prob, state = tracker.track(sequence.frame(index), state)
+                mask = binarize(prob, args.threshold).numpy()
+                write(index, prob, mask)
+                truth = sequence.mask(index)
+                if truth is not None:
+                    ious.append((index, float(frame_iou(mask, np.asarray(truth).astype(bool)))))
+                    handle.write(f"{index},{ious[-1][1]:.6f}\n")
+                    handle.flush()
+        except BaseException:
+            kept = f"frames 1..{ious[-1][0]}" if ious else "no frame"
+            print(f"pixtrack track: stopped; {out / 'iou.csv'} keeps the IoU of {kept}", file=sys.stderr)
+            raise
     summary = f"{sequence.name}: {length} frames ({length - 1} tracked) -> {out}"
     if ious:
         summary += f"; mean IoU {np.mean([iou for _, iou in ious]):.4f} over {len(ious)} frames at threshold {args.threshold}"

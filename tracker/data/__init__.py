@@ -10,6 +10,7 @@ from tracker.data.davis import load_davis_dataset, load_davis_sequence, write_da
 from tracker.data.errors import DatasetError
 from tracker.data.images import JPEG_QUALITY
 from tracker.data.sequence import FileSequence, InMemorySequence, Sequence
+from tracker.data.trackable import check_all_trackable, check_trackable
 from tracker.data.vot import (
     ANCHOR_INTERVAL,
     anchor_values,
@@ -28,6 +29,8 @@ __all__ = [
     "JPEG_QUALITY",
     "Sequence",
     "anchor_values",
+    "check_all_trackable",
+    "check_trackable",
     "load_dataset",
     "load_davis_dataset",
     "load_davis_sequence",

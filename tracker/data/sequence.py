@@ -59,6 +59,12 @@ class Sequence(ABC):
         """The file frame `index` is decoded from, or None for frames held in memory."""
         return None
 
+    def mask_origin(self, index: int) -> tuple[Path, int | None] | None:
+        """Where the mask of frame `index` is read from: (file, line) for a groundtruth.txt
+        region, (mask image, None) for a PNG mask, None for masks held in memory. Lets
+        errors about a mask's contents name the file and line to fix."""
+        return None
+
     def frame(self, index: int) -> np.ndarray:
         """Frame `index` as HxWx3 uint8 RGB."""
         return self._frame(self._check_index(index))
@@ -156,6 +162,7 @@ class FileSequence(Sequence):
             )
         self._frame_paths = list(frame_paths)
         self._masks = list(masks)
+        self._mask_source = mask_source
         self._size = (int(frame_size[0]), int(frame_size[1]))
         super().__init__(name, tags, metadata)
 
@@ -168,6 +175,12 @@ class FileSequence(Sequence):
 
     def frame_path(self, index: int) -> Path | None:
         return self._frame_paths[self._check_index(index)]
+
+    def mask_origin(self, index: int) -> tuple[Path, int | None] | None:
+        source = self._masks[self._check_index(index)]
+        if isinstance(source, Path):
+            return source, None
+        return (self._mask_source, index + 1) if self._mask_source is not None else None
 
     def _frame(self, index: int) -> np.ndarray:
         path = self._frame_paths[index]
