@@ -3,8 +3,10 @@
     python -m evaluation.main_job [--trackers pixtrack-static pixtrack ...] [--sequences N]
         [--frames F] [--seed S] [--workspace DIR] [--resume] [--threads T] [--budget MINUTES]
 
-1. The benchmark: workspace/sequences as it is, or, where it holds no list.txt, the
-   synthetic benchmark generated there by the data package (N sequences of F frames).
+1. The benchmark: workspace/sequences as it is (every sequence checked first, as the tables
+   would: readable groundtruth lines, one a frame, a non-empty first mask, at least two
+   frames; a fault is reported naming the file and line), or, where it holds no list.txt,
+   the synthetic benchmark generated there by the data package (N sequences of F frames).
 2. `vot evaluate` each tracker on the workspace's stack (unsupervised + multistart), one
    tracker at a time so that one which cannot start (a missing checkpoint) leaves the others
    their results, each within its share of the time budget (--budget). A tracker's old
@@ -13,7 +15,8 @@
 4. `python -m evaluation.tables --workspace W`, where that module exists: Table 3 of the
    paper from the masks `vot evaluate` stored (Table 2 tracks again; run it separately).
 
-The toolkit exits 0 even when it fails, so every step is judged by the files it leaves:
+Every `vot` command runs offline (`evaluation.vot_offline`: no update check, no connection
+outside this machine). The toolkit exits 0 even when it fails, so every step is judged by the files it leaves:
 results complete for every sequence and experiment (the toolkit's own `scan`), the analysis
 JSON, the report's HTML. The toolkit's output goes to workspace/logs/main_job/; the
 console gets one line a step, a summary of the scores and where every output lies. Exit
@@ -45,6 +48,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from evaluation.vot_offline import MODULE as VOT_OFFLINE
 from tracker.vot import FALLBACK_MARK, LOG_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,10 +95,11 @@ def toolkit_environment(workspace: Path, threads: int | None) -> dict[str, str]:
 def run_vot(
     arguments: Sequence[str], workspace: Path, log_file: Path, env: dict[str, str], timeout: float | None = None
 ) -> tuple[float, bool]:
-    """Run `vot ARGUMENTS --workspace W` with this interpreter (so trackers run in this
-    environment), output to `log_file`. Past `timeout` seconds the toolkit and the tracker it
-    started (one process group) are stopped. Returns (seconds taken, whether it ran out)."""
-    command = [sys.executable, "-m", "vot", *arguments, "--workspace", str(workspace)]
+    """Run `vot ARGUMENTS --workspace W` offline (`evaluation.vot_offline`) with this
+    interpreter (so trackers run in this environment), output to `log_file`. Past `timeout`
+    seconds the toolkit and the tracker it started (one process group) are stopped. Returns
+    (seconds taken, whether it ran out)."""
+    command = [sys.executable, "-m", VOT_OFFLINE, *arguments, "--workspace", str(workspace)]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with open(log_file, "w", encoding="utf-8") as log:
@@ -121,12 +126,15 @@ def tail(path: Path, lines: int = 15) -> str:
 
 
 def prepare_sequences(workspace: Path, sequences: int, frames: int, seed: int) -> str:
-    """Use workspace/sequences as it is, or generate the synthetic benchmark there."""
+    """Use workspace/sequences as it is, checked before any `vot` command reads it (a
+    DatasetError names the file and line at fault), or generate the synthetic benchmark there."""
     root = workspace / "sequences"
     names_file = root / "list.txt"
     if names_file.is_file():
-        names = [line for line in names_file.read_text(encoding="utf-8").split() if line]
-        return f"{len(names)} sequences already in {root} (kept; delete the folder to regenerate)"
+        from tracker.data import check_all_trackable, load_dataset
+
+        names = check_all_trackable(load_dataset(root))
+        return f"{len(names)} sequences already in {root}, checked (kept; delete the folder to regenerate)"
     from tracker.data.synth import generate_benchmark
 
     generate_benchmark(root, sequences=sequences, frames=frames, seed=seed)

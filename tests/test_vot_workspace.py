@@ -40,11 +40,11 @@ def make_workspace(root: Path) -> Path:
 
 
 def vot(workspace: Path, *arguments: str, **env: str) -> str:
-    """Run the toolkit's CLI with this interpreter; returns its output (never its exit code,
+    """Run the toolkit's CLI offline with this interpreter; returns its output (never its exit code,
     which is 0 even on failure)."""
     environment = {**os.environ, "VOT_PERSISTENT_CACHE": "0", **env}
     completed = subprocess.run(
-        [sys.executable, "-m", "vot", *arguments, "--workspace", str(workspace)],
+        [sys.executable, "-m", "evaluation.vot_offline", *arguments, "--workspace", str(workspace)],
         cwd=workspace, env=environment, capture_output=True, text=True, timeout=600,
     )
     return completed.stdout + completed.stderr
