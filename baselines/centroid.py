@@ -186,30 +186,41 @@ class OneStageTracker(CentroidTracker):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
-                        precision: str = "fp32") -> OneStageTracker:
-        """The local model of a two-stage checkpoint (prefix `local.`); its global model is unused."""
+                        precision: str = "fp32", backbone: nn.Module | None = None) -> OneStageTracker:
+        """The local model of a two-stage checkpoint (prefix `local.`); its global model is unused.
+        `backbone`: a VGG16Pool4 to share instead of loading the configured one."""
         from tracker.checkpoint import load_checkpoint, load_weights
         from tracker.config import ModelConfig
         from tracker.local_model import LocalModel
 
         config_dict, states, _ = load_checkpoint(path, "two-stage")
-        local_model = LocalModel(ModelConfig.from_dict(config_dict).local)
+        local_model = LocalModel(ModelConfig.from_dict(config_dict).local, backbone=backbone)
         load_weights(local_model, states["local"], path, "local")
         return cls(local_model, device=device, precision=precision)
 
 
-def build(checkpoint: str | None = None, device: str | None = None, precision: str = "fp32") -> OneStageTracker:
+def build(checkpoint: str | None = None, device: str | None = None, precision: str = "fp32",
+          backbone: nn.Module | None = None, config: str | None = None) -> OneStageTracker:
     """Registry factory: the local model of the shipped two-stage checkpoint, or of `checkpoint`.
 
-    Never falls back to untrained weights (tests use the constructor with fresh models).
+    Never falls back to untrained weights; an untrained local model only when asked, by
+    `config` (a configuration name: timing, tests). `backbone` is shared instead of loaded.
     """
     from tracker.checkpoint import resolve_checkpoint
+
+    if config is not None:
+        from tracker.config import get_config
+        from tracker.local_model import LocalModel
+
+        if checkpoint is not None:
+            raise ValueError("give a checkpoint or a configuration of untrained models, not both")
+        return OneStageTracker(LocalModel(get_config(config).local, backbone=backbone), device, precision)
 
     path = resolve_checkpoint(
         checkpoint, "two-stage", DEFAULT_CONFIG_NAME,
         tracker="1-stage tracker (the two-stage tracker's local model)",
         train_command="pixtrack train iterative --data DIR --out DIR",
     )
-    return OneStageTracker.from_checkpoint(path, device=device, precision=precision)
+    return OneStageTracker.from_checkpoint(path, device=device, precision=precision, backbone=backbone)
 
 

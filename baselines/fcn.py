@@ -298,15 +298,23 @@ def load_fcn(path: str | Path, backbone: nn.Module | None = None) -> FCN:
     return model
 
 
-def build(checkpoint: str | None = None, device: str | None = None) -> FCNTracker:
+def build(checkpoint: str | None = None, device: str | None = None, backbone: nn.Module | None = None,
+          config: str | None = None, tuning_iterations: int | None = None) -> FCNTracker:
     """Registry factory: the shipped FCN checkpoint unless `checkpoint` names another file.
 
-    Never falls back to untrained weights (tests use the constructor with fresh models).
+    Never falls back to untrained weights; an untrained FCN only when asked, by `config` (a
+    configuration name: timing, tests). `backbone` is shared instead of loaded;
+    `tuning_iterations` replaces the first-frame fine-tuning's default count.
     """
     from tracker.checkpoint import resolve_checkpoint
 
+    tuning = FineTuning() if tuning_iterations is None else FineTuning(iterations=tuning_iterations)
+    if config is not None:
+        if checkpoint is not None:
+            raise ValueError("give a checkpoint or a configuration of untrained models, not both")
+        return FCNTracker(FCN(fcn_config(config), backbone=backbone), device=device, tuning=tuning)
     path = resolve_checkpoint(
         checkpoint, "fcn", DEFAULT_CONFIG_NAME,
         tracker="FCN tracker", train_command="pixtrack train fcn --data DIR [--synthetic N] --config lite --out DIR",
     )
-    return FCNTracker.from_checkpoint(path, device=device)
+    return FCNTracker(load_fcn(path, backbone=backbone), device=device, tuning=tuning)

@@ -4,7 +4,7 @@ CSV in --out) and plots (ROC curves with the AUC, framewise IoU curves; PNG and 
     python -m evaluation.ablations insertion --dataset DIR --folds F --fold I --out DIR
         [pixtrack train local's options: --config, --local-iterations, --clip-frames, ...]
     python -m evaluation.ablations trackers --dataset DIR [--folds F --fold I] --out DIR
-        --checkpoint two-stage=PATH --checkpoint fcn=PATH [--checkpoint 1stage=PATH]
+        --checkpoint pixtrack=PATH --checkpoint pixtrack-fcn=PATH [--checkpoint pixtrack-1stage=PATH]
     python -m evaluation.ablations memory --dataset DIR [--folds F --fold I] --out DIR
         --checkpoint PATH [--protocol gt-roi|tracking]
 
@@ -49,7 +49,8 @@ from evaluation.protocols import CLIP_LENGTH, GT_ROI, PAPER_LENGTHS, PAPER_THRES
 ABLATIONS = ("insertion", "trackers", "memory")
 INSERTION_VARIANTS = {"with insertion": True, "without insertion": False}
 MEMORY_VARIANTS = ("learned init", "zero init")
-TRACKER_NAMES = ("two-stage", "1stage", "fcn")
+TRACKER_NAMES = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn")
+"""The trackers ablation's default rows (any registered name or alias may be given)."""
 DEFAULT_CLIPS = 100
 TABLE_NUMBER = {GT_ROI: 2, TRACKING: 3}
 
@@ -92,47 +93,43 @@ def memory_variant(checkpoint: str, variant: str, device: str | None, backbone: 
 
 def tracker_factory(name: str, device: str | None, backbone: nn.Module | None = None,
                     fcn_iterations: int | None = None) -> Callable[[str], Any]:
-    """checkpoint -> tracker `name` (two-stage, 1stage from a two-stage checkpoint, fcn)."""
-    from baselines.centroid import OneStageTracker
-    from baselines.fcn import FCNTracker, FineTuning, load_fcn
-    from tracker.two_stage import TwoStageTracker
+    """checkpoint -> the registry's tracker `name`, sharing `backbone` where the tracker has
+    one; `fcn_iterations` sets the first-frame fine-tuning of trackers that fine-tune."""
+    from tracker.registry import build_tracker, entry
 
-    if name not in TRACKER_NAMES:
-        raise ValueError(f"unknown tracker {name!r}; the ablation compares {', '.join(TRACKER_NAMES)}")
-    tuning = FineTuning() if fcn_iterations is None else FineTuning(iterations=fcn_iterations)
+    options = entry(name).options
+    given = {"backbone": backbone, "tuning_iterations": fcn_iterations}
+    chosen = {key: value for key, value in given.items() if key in options}
 
     def build(checkpoint: str) -> Any:
-        if name == "fcn":
-            return FCNTracker(load_fcn(checkpoint, backbone=backbone), device=device, tuning=tuning)
-        tracker = TwoStageTracker.from_checkpoint(checkpoint, device=device, backbone=backbone)
-        return tracker if name == "two-stage" else OneStageTracker(tracker.local_model, device=device)
+        return build_tracker(name, checkpoint=checkpoint, device=device, **chosen)
 
     return build
 
 
 def tracker_checkpoints(values: Seq[str] | None, names: Seq[str]) -> dict[str, Any]:
-    """`--checkpoint NAME=PATH` (PATH.json: a k-fold map) per tracker; the 1-stage falls back
-    to the two-stage checkpoint, any other to its shipped default (an error if missing)."""
-    from baselines import fcn
+    """`--checkpoint NAME=PATH` (PATH.json: a k-fold map) per tracker. A tracker without one
+    takes the checkpoint given for another of the same checkpoint kind (the 1-stage reads the
+    two-stage file), else its shipped default (an error if missing)."""
     from evaluation.tables import parse_checkpoints
-    from tracker import two_stage
-    from tracker.checkpoint import default_checkpoint
+    from tracker.registry import entry
 
     given = parse_checkpoints(values, names)
     checkpoints: dict[str, Any] = {}
     for name in names:
-        if name in given:
-            checkpoints[name] = given[name]
+        kind = entry(name).checkpoint_kind
+        same_kind = [other for other in names if other in given and entry(other).checkpoint_kind == kind]
+        if name in given or same_kind:
+            checkpoints[name] = given[name if name in given else same_kind[0]]
             continue
-        if name == "1stage" and "two-stage" in given:
-            checkpoints[name] = given["two-stage"]
-            continue
-        kind, config = ("fcn", fcn.DEFAULT_CONFIG_NAME) if name == "fcn" else ("two-stage", two_stage.DEFAULT_CONFIG_NAME)
-        path = default_checkpoint(kind, config)
-        if not path.is_file():
+        path = entry(name).shipped_checkpoint()
+        if path is None:
+            checkpoints[name] = None
+        elif not path.is_file():
             raise FileNotFoundError(f"no checkpoint for {name!r}: pass --checkpoint {name}=PATH "
                                     f"(the shipped default {path} does not exist)")
-        checkpoints[name] = str(path)
+        else:
+            checkpoints[name] = str(path)
     return checkpoints
 
 
@@ -308,10 +305,11 @@ def run_trackers(args: argparse.Namespace, backbone: nn.Module | None = None) ->
     from evaluation.results_cache import dataset_id
     from tracker.device import resolve_device
 
+    from tracker.registry import entry
+
     names = [name for value in args.trackers for name in value.split(",") if name]
     for name in names:
-        if name not in TRACKER_NAMES:
-            raise ValueError(f"--trackers: unknown tracker {name!r}; known: {', '.join(TRACKER_NAMES)}")
+        entry(name)  # an unknown name fails before anything runs, listing the known ones
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = str(resolve_device(args.device))
@@ -319,7 +317,8 @@ def run_trackers(args: argparse.Namespace, backbone: nn.Module | None = None) ->
     checkpoints = tracker_checkpoints(args.checkpoint, names)
     specs = []
     for name in names:
-        label = name if args.fcn_iterations is None or name != "fcn" else f"fcn (tuned {args.fcn_iterations} it.)"
+        tunes = "tuning_iterations" in entry(name).options
+        label = name if args.fcn_iterations is None or not tunes else f"{name} (tuned {args.fcn_iterations} it.)"
         specs.append(TrackerSpec(label, tracker_factory(name, device, backbone, args.fcn_iterations), checkpoints[name]))
     settings = _settings(args, TRACKING, device)
     return compare("trackers", specs, test, settings, Path(args.out), _cache(args), dataset_id(args.dataset),
@@ -404,10 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluation_arguments(trackers, PAPER_LENGTHS)
     _common_arguments(trackers)
     trackers.add_argument("--trackers", nargs="+", default=list(TRACKER_NAMES),
-                          help="trackers, comma or space separated (default: two-stage 1stage fcn)")
+                          help=f"trackers, comma or space separated (default: {' '.join(TRACKER_NAMES)})")
     trackers.add_argument("--checkpoint", action="append", metavar="NAME=PATH",
                           help="checkpoint of a tracker (repeatable); PATH.json = a k-fold map; "
-                               "1stage defaults to the two-stage checkpoint")
+                               "pixtrack-1stage defaults to the pixtrack checkpoint")
     trackers.add_argument("--fcn-iterations", type=int, default=None,
                           help="FCN first-frame fine-tuning iterations (default: baselines.fcn.FineTuning's)")
 

@@ -311,18 +311,20 @@ class TrackerSpec:
 
 def registered_tracker(name: str, checkpoint: str | None | Mapping[str, str | None] = None,
                        device: str | None = None, label: str | None = None,
-                       precision: str = "fp32") -> TrackerSpec:
-    """A `TrackerSpec` for a tracker of `tracker.registry`; outside fp32 its default label is
-    `name@precision`, which also keeps its cached runs apart from the fp32 ones."""
-    from tracker.registry import PRECISION_TRACKERS, build_tracker
+                       precision: str = "fp32", **options: Any) -> TrackerSpec:
+    """A `TrackerSpec` for a tracker of `tracker.registry` (`name` or one of its aliases,
+    which labels the rows and keys the cached runs as given); outside fp32 its default label
+    is `name@precision`, which also keeps its cached runs apart from the fp32 ones. `options`
+    go to the tracker's factory (`tracker.registry.STANDARD_OPTIONS`)."""
+    from tracker.registry import build_tracker, entry
 
-    if precision != "fp32" and name in PRECISION_TRACKERS:
+    if precision != "fp32" and precision in entry(name).precisions:
         label = label or f"{name}@{precision}"
     else:
         precision = "fp32"  # the other trackers run in fp32 whatever is asked of the rest
 
     def factory(path: str | None) -> Tracker:
-        return build_tracker(name, checkpoint=path, device=device, precision=precision)
+        return build_tracker(name, checkpoint=path, device=device, precision=precision, **options)
 
     return TrackerSpec(label or name, factory, checkpoint)
 

@@ -47,7 +47,8 @@ from torch import nn
 
 from tracker import roi as geometry
 
-TRACKERS = ("two-stage", "1stage", "fcn")
+DEFAULT_TRACKERS = ("pixtrack",)
+"""Timed when none is named; any registered tracker with models (a `config` option) can be."""
 CONFIGS = ("paper", "lite")
 SIZES: tuple[tuple[int, int], ...] = ((640, 360), (1280, 720), (1920, 1080))
 """(width, height) of the frames timed by default."""
@@ -226,6 +227,15 @@ def load_backbone(source: str = "hed") -> nn.Module:
 # ----------------------------------------------------------------------------- trackers
 
 
+def tracker_checkpoint(name: str, checkpoint: str | os.PathLike | None,
+                       fcn_checkpoint: str | os.PathLike | None) -> str | os.PathLike | None:
+    """Which of the two checkpoints `pixtrack speed` takes serves tracker `name`: the one of
+    its checkpoint kind (`--checkpoint` is a two-stage file, `--fcn-checkpoint` an fcn one)."""
+    from tracker.registry import entry
+
+    return {"two-stage": checkpoint, "fcn": fcn_checkpoint}.get(entry(name).checkpoint_kind or "")
+
+
 def build_tracker(
     name: str,
     config: str,
@@ -236,41 +246,18 @@ def build_tracker(
     seed: int = 0,
     precision: str = "fp32",
 ) -> tuple[Any, str]:
-    """(tracker, configuration name): fresh models of `config` (seeded), or the checkpoint's
-    (a two-stage checkpoint for `two-stage` and `1stage`, an fcn checkpoint for `fcn`)."""
-    from tracker.config import get_config
+    """(tracker, configuration name), built by the registry: fresh models of `config`
+    (seeded), or the checkpoint of the tracker's kind (see `tracker_checkpoint`)."""
+    from tracker.registry import build_tracker as build, entry
 
-    if name not in TRACKERS:
-        raise ValueError(f"unknown tracker {name!r} to time; known: {', '.join(TRACKERS)}")
+    if "config" not in entry(name).options:
+        raise ValueError(f"tracker {name!r} has no models to time (its registry entry takes no 'config' option)")
     torch.manual_seed(seed)
-    if name in ("two-stage", "1stage"):
-        from tracker.global_model import GlobalModel
-        from tracker.local_model import LocalModel
-        from tracker.two_stage import TwoStageTracker
-
-        if checkpoint is not None:
-            two_stage = TwoStageTracker.from_checkpoint(checkpoint, device=device, backbone=backbone,
-                                                        precision=precision)
-            config = _checkpoint_config_name(checkpoint)
-        else:
-            model_config = get_config(config)
-            two_stage = TwoStageTracker(LocalModel(model_config.local, backbone=backbone),
-                                        GlobalModel(model_config.global_), device=device, precision=precision)
-        if name == "two-stage":
-            return two_stage, config
-        from baselines.centroid import OneStageTracker
-
-        return OneStageTracker(two_stage.local_model, device=device, precision=precision), config
-    if precision != "fp32":
-        raise ValueError(f"the fcn tracker runs in fp32 only (asked: {precision})")
-    from baselines.fcn import FCN, FCNTracker, fcn_config, load_fcn
-
-    if fcn_checkpoint is not None:
-        model = load_fcn(fcn_checkpoint, backbone=backbone)
-        config = model.config.name
-    else:
-        model = FCN(fcn_config(config), backbone=backbone)
-    return FCNTracker(model, device=device), config
+    path = tracker_checkpoint(name, checkpoint, fcn_checkpoint)
+    if path is not None:
+        tracker = build(name, checkpoint=str(path), device=device, precision=precision, backbone=backbone)
+        return tracker, _checkpoint_config_name(path)
+    return build(name, device=device, precision=precision, backbone=backbone, config=config), config
 
 
 def _checkpoint_config_name(path: str | os.PathLike) -> str:
@@ -430,7 +417,7 @@ class Benchmark:
 
 
 def run_benchmark(
-    trackers: Sequence[str] = ("two-stage",),
+    trackers: Sequence[str] = DEFAULT_TRACKERS,
     configs: Sequence[str] = CONFIGS,
     sizes: Iterable[tuple[int, int]] = SIZES,
     device: str | torch.device | None = None,
@@ -471,7 +458,7 @@ def run_benchmark(
         floor = time_floor(backbone, device, repeats, warmup, timer)
     results = []
     for name in trackers:
-        from_checkpoint = (checkpoint if name != "fcn" else fcn_checkpoint) is not None
+        from_checkpoint = tracker_checkpoint(name, checkpoint, fcn_checkpoint) is not None
         for config in configs[:1] if from_checkpoint else configs:
             tracker, config_name = build_tracker(name, config, device, backbone, checkpoint, fcn_checkpoint, seed,
                                                  precision)

@@ -66,7 +66,7 @@ def benchmarks(frames: int, roi: int, frame_size: tuple[int, int], device: torch
 def run(device: torch.device, frames: int = 32, roi: int = 224, frame_size: tuple[int, int] = (854, 480),
         repeats: int = 10, warmup: int = 2) -> dict[str, Any]:
     """Time every benchmark; returns {"machine": ..., "settings": ..., "results": [...]}."""
-    from tracker.speed import Timer, machine_info, measure
+    from evaluation.speed import Timer, machine_info, measure
 
     if frames < 1 or roi < 1 or min(frame_size) < 1:
         raise ValueError(f"need frames, roi and frame size >= 1, got {frames}, {roi}, {frame_size}")
@@ -89,7 +89,7 @@ def run(device: torch.device, frames: int = 32, roi: int = 224, frame_size: tupl
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    from tracker.speed import machine_line
+    from evaluation.speed import machine_line
 
     lines = [
         f"**evaluation throughput**: {machine_line(report['machine'])}",
@@ -105,7 +105,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tracker.speed import parse_size
+    from evaluation.speed import parse_size
 
     parser = argparse.ArgumentParser(prog="python -m evaluation.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")

@@ -130,7 +130,7 @@ def test_trackers_ablation_end_to_end(dataset, checkpoints, tmp_path, capsys):
                  "--lengths", "3", "5", "--out", str(out), *CLIPS, *DPI], backbone=TinyBackbone())
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    labels = ("two-stage", "1stage", "fcn (tuned 1 it.)")
+    labels = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn (tuned 1 it.)")
     _check_clip_table(out, "trackers", labels, captured.out)
     table = _rows(out / "table3.csv")
     assert list(table[0]) == ["table", "threshold", "tracker", "source", "3", "5"]

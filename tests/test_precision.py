@@ -80,7 +80,7 @@ def test_precisions_a_device_cannot_run_are_refused() -> None:
 def test_registry_refuses_a_precision_for_fp32_only_trackers() -> None:
     from tracker.registry import build_tracker
 
-    with pytest.raises(ValueError, match="'fcn' runs in fp32 only"):
-        build_tracker("fcn", precision="bf16")
-    with pytest.raises(ValueError, match="'static' runs in fp32 only"):
-        build_tracker("static", precision="bf16")
+    with pytest.raises(ValueError, match="'pixtrack-fcn' runs in fp32 only"):
+        build_tracker("pixtrack-fcn", precision="bf16")
+    with pytest.raises(ValueError, match=r"'static' \(pixtrack-static\) runs in fp32 only"):
+        build_tracker("static", precision="bf16")  # an old name, named as given

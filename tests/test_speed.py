@@ -1,4 +1,4 @@
-"""tracker.speed and `pixtrack speed`: the statistics, a tiny benchmark's JSON (keys, ordered
+"""evaluation.speed and `pixtrack speed`: the statistics, a tiny benchmark's JSON (keys, ordered
 positive statistics, parts that add up to no more than the whole), the CLI end to end, bad
 input. The fast tests time a cheap stand-in for VGG16 (tests/test_two_stage.py's); the real
 backbone runs in the test marked slow."""
@@ -13,7 +13,7 @@ import torch
 from test_two_stage import TinyBackbone  # tests/ is on sys.path under pytest
 
 from tracker import backbone as vgg
-from tracker import speed
+from evaluation import speed
 from tracker.cli import main
 
 
@@ -121,7 +121,7 @@ def test_cli_prints_the_table_and_writes_the_json(tmp_path, capsys, monkeypatch)
     assert data["results"][0]["floor"] is None and data["settings"]["interleave_floor"] is False
     assert data["results"][0]["ratio_to_floor"] == pytest.approx(
         data["results"][0]["track"]["median_ms"] / data["floor"]["median_ms"])
-    assert "| two-stage | lite | 80x64 |" in captured.out and "floor (VGG16 to pool4" in captured.out
+    assert "| pixtrack | lite | 80x64 |" in captured.out and "floor (VGG16 to pool4" in captured.out
 
 
 @pytest.mark.parametrize("argv, message", [

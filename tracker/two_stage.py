@@ -230,16 +230,28 @@ class TwoStageTracker:
         return torch.stack((cx, cy, side), dim=-1)
 
 
-def build(checkpoint: str | None = None, device: str | None = None, precision: str = "fp32") -> TwoStageTracker:
+def build(checkpoint: str | None = None, device: str | None = None, precision: str = "fp32",
+          backbone: nn.Module | None = None, config: str | None = None) -> TwoStageTracker:
     """Registry factory: the shipped checkpoint unless `checkpoint` names another file.
 
     Never falls back to untrained weights: a missing default checkpoint is an error saying
-    how to make one. (Tests and experiments with fresh models use the constructor.)
+    how to make one. Untrained models only when asked, by `config` (a configuration name:
+    timing, tests); `backbone` is shared instead of loading one (see tracker.registry).
     """
+    if config is not None:
+        from tracker.config import get_config
+        from tracker.global_model import GlobalModel
+        from tracker.local_model import LocalModel
+
+        if checkpoint is not None:
+            raise ValueError("give a checkpoint or a configuration of untrained models, not both")
+        models = get_config(config)
+        return TwoStageTracker(LocalModel(models.local, backbone=backbone), GlobalModel(models.global_),
+                               device=device, precision=precision)
     from tracker.checkpoint import resolve_checkpoint
 
     path = resolve_checkpoint(
         checkpoint, "two-stage", DEFAULT_CONFIG_NAME,
         tracker="two-stage tracker", train_command="pixtrack train iterative --data DIR --out DIR",
     )
-    return TwoStageTracker.from_checkpoint(path, device=device, precision=precision)
+    return TwoStageTracker.from_checkpoint(path, device=device, backbone=backbone, precision=precision)

@@ -1,6 +1,6 @@
-"""`pixtrack speed`: the timing benchmark of issue 8 (see `tracker.speed`).
+"""`pixtrack speed`: the timing benchmark of issue 8 (see `evaluation.speed`).
 
-    pixtrack speed [--trackers two-stage,1stage,fcn] [--configs paper lite]
+    pixtrack speed [--trackers pixtrack,pixtrack-1stage,pixtrack-fcn] [--configs paper lite]
         [--sizes 640x360 1280x720 1920x1080] [--device cpu|cuda] [--repeats 10] [--warmup 3]
         [--init-repeats 3] [--interleave-floor] [--threads N] [--checkpoint TWO_STAGE]
         [--fcn-checkpoint FCN] [--precision fp32|bf16|fp16] [--out speed.json]
@@ -25,8 +25,9 @@ def _names(values: list[str]) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trackers", nargs="+", default=["two-stage"],
-                        help="trackers to time, comma or space separated: two-stage, 1stage, fcn (default: two-stage)")
+    parser.add_argument("--trackers", nargs="+", default=["pixtrack"],
+                        help="trackers to time, comma or space separated: pixtrack, pixtrack-1stage, pixtrack-fcn "
+                             "(or their older names; default: pixtrack)")
     parser.add_argument("--configs", nargs="+", default=["paper", "lite"],
                         help="model configurations (default: paper lite)")
     parser.add_argument("--sizes", nargs="+", default=["640x360", "1280x720", "1920x1080"], metavar="WxH",
@@ -38,14 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed runs of init, after one untimed (default 3: init costs about two frames)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--checkpoint", default=None,
-                        help="a two-stage checkpoint to time (two-stage and 1stage) instead of fresh models")
+                        help="a two-stage checkpoint to time (pixtrack and pixtrack-1stage) instead of fresh models")
     parser.add_argument("--fcn-checkpoint", default=None, help="an fcn checkpoint to time instead of a fresh FCN")
     parser.add_argument("--interleave-floor", action="store_true",
                         help="also time the floor in every result's rounds and take its ratio against that "
                              "(honest ratios on a machine shared with other work; a third more time)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="fp32 (default); bf16 (CPUs with AVX512-BF16, CUDA) or fp16 (CUDA): the "
-                             "trackers and the floor under that autocast (two-stage and 1stage only)")
+                             "trackers and the floor under that autocast (pixtrack and pixtrack-1stage only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fresh models and the frames (default 0)")
     parser.add_argument("--out", default=None,
                         help=f"the JSON file to write (default: {DEFAULT_OUT.format(device='DEVICE')})")
@@ -57,14 +58,15 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from tracker import speed
+    from evaluation import speed
     from tracker.config import get_config
     from tracker.device import resolve_device
+    from tracker.registry import entry
 
     trackers = _names(args.trackers)
     for name in trackers:
-        if name not in speed.TRACKERS:
-            raise ValueError(f"--trackers: unknown tracker {name!r}; known: {', '.join(speed.TRACKERS)}")
+        if "config" not in entry(name).options:  # an unknown name fails here too, listing the known ones
+            raise ValueError(f"--trackers: {name!r} has no models to time")
     configs = _names(args.configs)
     for name in configs:
         get_config(name)  # an unknown configuration fails before anything is timed
