@@ -170,7 +170,8 @@ def train_fcn_checkpoint(
 
     `output`: the checkpoint's path; None = the shipped default, checkpoints/fcn-NAME.safetensors
     with NAME the FCN configuration's (`lite`: what `pixtrack-fcn` loads). `work_dir`: where
-    the feature cache, the loss log (fcn_loss.csv) and the resume file go (a rerun resumes);
+    the feature cache, the loss log (fcn_loss.csv) and the resume file go (a rerun of an
+    interrupted run resumes; the resume file is removed once the checkpoint is written);
     None keeps everything in memory. `backbone`: as in `FCN` (tests pass random weights).
     `half`: store the weights as float16 (half the file). Returns the checkpoint's path.
     """
@@ -197,6 +198,8 @@ def train_fcn_checkpoint(
     path = Path(output) if output is not None else default_checkpoint("fcn", model.config.name)
     if runtime.is_main:
         save_fcn(path, model, extra_metadata=extra, half=half)
+        if work:  # finished: nothing left to resume (a rerun trains again, the feature cache kept)
+            (work / "fcn_resume.pt").unlink(missing_ok=True)
     runtime.barrier()
     return path
 

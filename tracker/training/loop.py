@@ -8,7 +8,7 @@ loss, under autocast) and `batches(epoch)` (an iterable, e.g. a DataLoader); the
 Resuming: every `save_every` iterations (and at the end) the model, optimiser, scaler and
 iteration count go to `resume_path` (torch.save of tensors and numbers; read back with
 `weights_only=True`). A rerun with that file continues after the last saved iteration, with
-a fresh epoch of data.
+a fresh epoch of data; the loss log drops the rows it had logged after that iteration.
 
 Early termination (Sec. 5.1 step 1, "with early termination"): with a `validate` callable
 (lower is better), it is evaluated every `validate_every` iterations and logged in the
@@ -97,6 +97,8 @@ def run_loop(
         iteration, epoch, history = int(saved["iteration"]), int(saved["epoch"]) + 1, list(saved["history"])
         best_score, stale = float(saved["best_score"]), int(saved["stale"])
         best_state = saved.get("best_state")
+    if log is not None:  # steps after the save point are trained (and logged) again
+        log.resume_at(iteration)
 
     def checkpoint() -> None:
         if resume_path is not None and runtime.is_main:

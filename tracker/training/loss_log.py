@@ -1,7 +1,8 @@
 """Training losses to a CSV file, and to TensorBoard where `tensorboard` is installed.
 
 CSV is always written (one row a logged step, appended across resumed runs, flushed at once
-so an interrupted run keeps what it logged). `torch.utils.tensorboard` needs the
+so an interrupted run keeps what it logged). A resumed run first drops the rows logged after
+its save point (`resume_at`): training repeats those steps, and the CSV must hold each step once. `torch.utils.tensorboard` needs the
 `tensorboard` package, which pixtrack does not depend on: without it only the CSV is
 written, and `LossLog.tensorboard` is False.
 """
@@ -43,6 +44,21 @@ class LossLog:
                     self.columns = next(csv.reader(handle), None)
             if tensorboard_dir is not None:
                 self._writer = _tensorboard_writer(Path(tensorboard_dir))
+
+    def resume_at(self, step: int) -> None:
+        """Drop the rows of steps after `step` (0: every row), which a run resumed from the save
+        point at `step` logs again. The file is rewritten whole, then renamed into place."""
+        if not self.enabled or self.columns is None or not self.path.is_file():
+            return
+        with self.path.open(newline="") as handle:
+            rows = list(csv.reader(handle))[1:]
+        kept = [row for row in rows if row and float(row[self.columns.index("step")]) <= step]
+        if len(kept) == len(rows):
+            return
+        partial = self.path.with_name(self.path.name + ".tmp")
+        with partial.open("w", newline="") as handle:
+            csv.writer(handle).writerows([self.columns, *kept])
+        os.replace(partial, self.path)
 
     @property
     def tensorboard(self) -> bool:
