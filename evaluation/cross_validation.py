@@ -4,7 +4,7 @@ mean IoU per fold and over all folds.
 
     python -m evaluation.cross_validation --dataset ../shared/data/davis2016-train \
         --folds checkpoints/davis2016-train-5folds.json --out runs/cv \
-        [--fold-indices 0 1] [--config lite] [--trackers two-stage 1stage fcn static] \
+        [--fold-indices 0 1] [--config lite] [--trackers pixtrack pixtrack-1stage pixtrack-fcn pixtrack-static] \
         [--fcn-args "--iterations 2000 --half"] [--iterative-args "--local-init {fcn} --half"] \
         [--evaluate-only] [--dry-run]
 
@@ -41,7 +41,7 @@ from pathlib import Path
 
 from tracker.training.folds import FoldSplit, read_folds
 
-DEFAULT_TRACKERS = ("two-stage", "1stage", "fcn", "static")
+DEFAULT_TRACKERS = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn", "pixtrack-static")
 DEFAULT_LENGTHS = (20, 40, 80)
 FCN_PLACEHOLDER = "{fcn}"
 
@@ -78,7 +78,7 @@ def plan_folds(split: FoldSplit, indices: Sequence[int], *, dataset: str, folds_
         plans.append(FoldPlan(index, fold.test, fcn, two_stage, out / "tables" / f"fold-{index}",
                               tuple(train_fcn), tuple(train_two_stage),
                               tuple(tables_command(dataset, fold.test, trackers, lengths, tables,
-                                                   {"two-stage": two_stage, "1stage": two_stage, "fcn": fcn},
+                                                   {"two-stage": two_stage, "fcn": fcn},
                                                    out / "tables" / f"fold-{index}", python))))
     return plans
 
@@ -86,13 +86,17 @@ def plan_folds(split: FoldSplit, indices: Sequence[int], *, dataset: str, folds_
 def tables_command(dataset: str, sequences: Sequence[str], trackers: Sequence[str], lengths: Sequence[int],
                    tables: Sequence[int], checkpoints: dict[str, Path], out: Path,
                    python: str = sys.executable) -> list[str]:
-    """`python -m evaluation.tables` on `sequences` with each tracker's checkpoint (file or k-fold map)."""
+    """`python -m evaluation.tables` on `sequences`, each tracker with the checkpoint (file or
+    k-fold map) of its registry entry's checkpoint kind in `checkpoints` (kind -> path)."""
+    from tracker.registry import entry
+
     command = [python, "-m", "evaluation.tables", "--dataset", dataset, "--sequences", *sequences,
                "--trackers", *trackers, "--lengths", *map(str, lengths), "--tables", *map(str, tables),
                "--out", str(out), "--no-progress"]
     for name in trackers:
-        if name in checkpoints:
-            command += ["--checkpoint", f"{name}={checkpoints[name]}"]
+        kind = entry(name).checkpoint_kind
+        if kind in checkpoints:
+            command += ["--checkpoint", f"{name}={checkpoints[kind]}"]
     return command
 
 
@@ -174,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--evaluate-only", action="store_true", help="train nothing: evaluate the checkpoints in --out")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
     args = parser.parse_args(argv)
+    from tracker.registry import entry
 
     split = read_folds(args.folds)
     indices = args.fold_indices if args.fold_indices is not None else list(range(split.k))
@@ -183,8 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     plans = plan_folds(split, indices, dataset=args.dataset, folds_file=args.folds, out=args.out, config=args.config,
                        trackers=args.trackers, lengths=args.lengths, tables=args.tables,
                        fcn_args=shlex.split(args.fcn_args), iterative_args=shlex.split(args.iterative_args))
-    needs_fcn = "fcn" in args.trackers or FCN_PLACEHOLDER in args.iterative_args
-    needs_two_stage = bool({"two-stage", "1stage"} & set(args.trackers))
+    kinds = {entry(name).checkpoint_kind for name in args.trackers}  # an unknown name fails here, listing the known
+    needs_fcn = "fcn" in kinds or FCN_PLACEHOLDER in args.iterative_args
+    needs_two_stage = "two-stage" in kinds
 
     failed: list[str] = []
     per_fold: dict[str, list[dict[str, str]]] = {}
@@ -214,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         maps: dict[str, Path] = {}
         if needs_two_stage:
             two_stage = [(plan.test, plan.two_stage_checkpoint) for plan in done]
-            maps["two-stage"] = maps["1stage"] = write_checkpoint_map(args.out / "two-stage.json", two_stage)
+            maps["two-stage"] = write_checkpoint_map(args.out / "two-stage.json", two_stage)
         if needs_fcn:
             maps["fcn"] = write_checkpoint_map(args.out / "fcn.json", [(plan.test, plan.fcn_checkpoint) for plan in done])
         everything = [name for plan in done for name in plan.test]

@@ -1,6 +1,6 @@
 """The TraX entry point: any registered tracker, driven by the VOT toolkit.
 
-    python -m tracker.vot --tracker two-stage [--checkpoint P] [--device D] [--threshold 0.5]
+    python -m tracker.vot --tracker pixtrack [--checkpoint P] [--device D] [--threshold 0.5]
 
 `trackers.ini` starts it for `vot evaluate`. It accepts a mask, rectangle or polygon as the
 initial region (shapes are filled with the toolkit's own rasteriser, so the tracker starts
@@ -212,11 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     from tracker.registry import tracker_names
 
     parser = argparse.ArgumentParser(prog="python -m tracker.vot", description="TraX server for the VOT toolkit (see trackers.ini).")
-    parser.add_argument("--tracker", required=True, help=f"registered tracker: {', '.join(tracker_names())}")
+    parser.add_argument("--tracker", required=True, help=f"registered tracker: {', '.join(tracker_names())} (`pixtrack registry` lists their older names too)")
     parser.add_argument("--checkpoint", default=None, help="weights file (default: the tracker's shipped checkpoint)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability at which the map becomes the mask (default 0.5)")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 (default), bf16 (CPU with AVX512-BF16, or CUDA) or fp16 (CUDA); two-stage and 1stage only")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 (default), bf16 (CPU with AVX512-BF16, or CUDA) or fp16 (CUDA); pixtrack and pixtrack-1stage only")
     return parser
 
 

@@ -23,14 +23,14 @@ HELP = "track one sequence from its first mask; write probability maps, masks an
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracker", default="two-stage", help="registered tracker name (default: two-stage)")
+    parser.add_argument("--tracker", default="pixtrack", help="registered tracker name, as `pixtrack registry` lists them (default: pixtrack)")
     parser.add_argument("--checkpoint", default=None, help="weights file (default: the tracker's shipped checkpoint)")
     parser.add_argument("--sequence", required=True, help="sequence folder (VOT sequence or DAVIS-style)")
     parser.add_argument("--out", required=True, help="output folder (created; existing files are overwritten)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the maps (default: 0.5)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="track only the first N frames")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="fp32 (default), bf16 (CPU with AVX512-BF16, or CUDA) or fp16 (CUDA); two-stage and 1stage only")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="fp32 (default), bf16 (CPU with AVX512-BF16, or CUDA) or fp16 (CUDA); pixtrack and pixtrack-1stage only")
 
 
 def run(args: argparse.Namespace) -> int:
