@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BACKBONE_SOURCES = ("hed", "torchvision")
+PREVIOUS_MAP_PRIORS = ("none", "pool4", "pool4+decoder")
+"""Where the previous frame's map, cropped by the current ROI, enters the local model:
+nowhere (the paper), added to F-CNN's first conv at pool4 resolution, or there and into the
+decoder at 1/4 of the ROI (`pixtrack-plus`; see tracker/local_model.py)."""
 
 
 class ConfigError(ValueError):
@@ -39,9 +43,14 @@ class LocalConfig:
     deconv_kernel: int = 5
     leaky_slope: float = 0.2
     """Negative slope of the decoder's leaky ReLUs (TensorFlow's default, as the paper used)."""
+    previous_map_prior: str = "none"
+    """Beyond the paper: one of PREVIOUS_MAP_PRIORS ("none" in `paper` and `lite`)."""
 
     def __post_init__(self) -> None:
         _as_tuple(self, "lstm_channels", "deconv_channels")
+        if self.previous_map_prior not in PREVIOUS_MAP_PRIORS:
+            raise ConfigError(f"local.previous_map_prior = {self.previous_map_prior!r}; "
+                              f"expected one of {PREVIOUS_MAP_PRIORS}")
         if self.backbone not in BACKBONE_SOURCES:
             raise ConfigError(f"local.backbone = {self.backbone!r}; expected one of {BACKBONE_SOURCES}")
         if self.roi_size <= 0 or self.roi_size % 16:
@@ -61,6 +70,11 @@ class LocalConfig:
     def feature_size(self) -> int:
         """Side of the pool4 map, the ConvLSTM's spatial size."""
         return self.roi_size // 16
+
+    @property
+    def uses_prior(self) -> bool:
+        """Whether every step needs the previous map cropped by the current ROI."""
+        return self.previous_map_prior != "none"
 
     @property
     def memory_channels(self) -> int:
@@ -156,7 +170,14 @@ def _lite() -> ModelConfig:
     )
 
 
-CONFIGS = {"paper": _paper, "lite": _lite}
+def _plus() -> ModelConfig:
+    # `lite` with the previous-map prior: the configuration of `pixtrack-plus`.
+    lite = _lite()
+    return ModelConfig(local=dataclasses.replace(lite.local, previous_map_prior="pool4+decoder"),
+                       global_=lite.global_, name="plus")
+
+
+CONFIGS = {"paper": _paper, "lite": _lite, "plus": _plus}
 
 
 def config_names() -> list[str]:
@@ -164,7 +185,7 @@ def config_names() -> list[str]:
 
 
 def get_config(name: str) -> ModelConfig:
-    """The named configuration: `paper` (Table 1) or `lite` (narrow, for CPUs)."""
+    """The named configuration: `paper` (Table 1), `lite` (narrow, for CPUs) or `plus` (lite + prior)."""
     if name not in CONFIGS:
         raise ConfigError(f"unknown model configuration {name!r}; known: {', '.join(config_names())}")
     return CONFIGS[name]()

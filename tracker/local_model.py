@@ -5,6 +5,13 @@
     h, state = ConvLSTM x2 (f, state)            peephole cells of Eq. 1
     z_t   = sigmoid(Deconv x4 (h))               5x5 stride-2 transposed convs, leaky ReLU: 14 -> 224
 
+Beyond the paper (`LocalConfig.previous_map_prior`, off in `paper` and `lite`): the previous
+frame's full-frame map cropped by the current ROI, area-averaged to pool4 resolution, goes
+through a 3x3 conv added to F-CNN's first conv ("pool4"); "pool4+decoder" also adds a 3x3 conv
+of it at 1/4 of the ROI to the decoder after its second layer. Both convs start at zero, so a
+model warm-started from the FCN or the lite layers computes what they did until it learns to
+read the prior; adding (rather than concatenating) keeps every Table 1 layer's shape.
+
 Memory initialisation (Sec. 3.2): the first ROI goes through the backbone plain and with the
 dilated object mask multiplied in before pool1 (one batched call of 2B images); M-CNN maps
 the two pool4 maps concatenated (1024 channels) to (h1, c1, h2, c2) through a tanh.
@@ -63,6 +70,11 @@ class LocalModel(nn.Module):
             nn.Tanh(),
         )
         self.lstm = ConvLSTM(config.fcnn_channels, config.lstm_channels, config.feature_size, k)
+        self.prior_fcnn = self.prior_decoder = None
+        if config.uses_prior:
+            self.prior_fcnn = _zero_conv(1, config.fcnn_channels, k)
+        if config.previous_map_prior == "pool4+decoder":
+            self.prior_decoder = _zero_conv(1, config.deconv_channels[1], k)
         layers: list[nn.Module] = []
         widths = [config.lstm_channels[-1], *config.deconv_channels]
         kd = config.deconv_kernel
@@ -116,24 +128,45 @@ class LocalModel(nn.Module):
 
     # -------------------------------------------------------------- steps
 
-    def step_from_features_logits(self, pool4: Tensor, state: LocalState) -> tuple[Tensor, LocalState]:
-        """pool4 [B, 512, S/16, S/16] and state -> (pre-sigmoid map [B, 1, S, S], new state)."""
+    def step_from_features_logits(self, pool4: Tensor, state: LocalState,
+                                  prior: Tensor | None = None) -> tuple[Tensor, LocalState]:
+        """pool4 [B, 512, S/16, S/16] and state -> (pre-sigmoid map [B, 1, S, S], new state).
+
+        `prior`: the previous map cropped by this ROI, [B, 1, S, S] in [0, 1]; required exactly
+        when the configuration uses it.
+        """
         self._check_features(pool4)
-        hidden, state = self.lstm(self.fcnn(pool4), state)
-        return self.decoder(hidden), state
+        features = self.fcnn[0](pool4)
+        if self.prior_fcnn is not None:
+            prior = self._check_prior(prior, pool4.shape[0])
+            features = features + self.prior_fcnn(_area_resize(prior, self.config.feature_size).to(features.dtype))
+        elif prior is not None:
+            raise ValueError("this local model has no previous-map prior (previous_map_prior = 'none'); "
+                             "do not pass one")
+        hidden, state = self.lstm(self.fcnn[1:](features), state)
+        return self._decode(hidden, prior), state
 
-    def step_from_features(self, pool4: Tensor, state: LocalState) -> tuple[Tensor, LocalState]:
-        logits, state = self.step_from_features_logits(pool4, state)
+    def step_from_features(self, pool4: Tensor, state: LocalState,
+                           prior: Tensor | None = None) -> tuple[Tensor, LocalState]:
+        logits, state = self.step_from_features_logits(pool4, state, prior)
         return torch.sigmoid(logits.float()), state  # fp32 maps even under bf16 / fp16 autocast
 
-    def step_logits(self, image: Tensor, state: LocalState) -> tuple[Tensor, LocalState]:
+    def step_logits(self, image: Tensor, state: LocalState,
+                    prior: Tensor | None = None) -> tuple[Tensor, LocalState]:
         """ROI image [B, 3, S, S] RGB 0..255 -> (pre-sigmoid map, new state)."""
-        return self.step_from_features_logits(self.features(image), state)
+        return self.step_from_features_logits(self.features(image), state, prior)
 
-    def step(self, image: Tensor, state: LocalState) -> tuple[Tensor, LocalState]:
+    def step(self, image: Tensor, state: LocalState, prior: Tensor | None = None) -> tuple[Tensor, LocalState]:
         """ROI image [B, 3, S, S] RGB 0..255 -> (probability map [B, 1, S, S], new state)."""
-        logits, state = self.step_logits(image, state)
+        logits, state = self.step_logits(image, state, prior)
         return torch.sigmoid(logits.float()), state  # fp32 maps even under bf16 / fp16 autocast
+
+    def _decode(self, hidden: Tensor, prior: Tensor | None) -> Tensor:
+        if self.prior_decoder is None:
+            return self.decoder(hidden)
+        x = self.decoder[:4](hidden)  # two stride-2 layers with their leaky ReLUs: S/16 -> S/4
+        x = x + self.prior_decoder(_area_resize(prior, x.shape[-1]).to(x.dtype))
+        return self.decoder[4:](x)
 
     # -------------------------------------------------------------- checks
 
@@ -148,8 +181,28 @@ class LocalModel(nn.Module):
         if tuple(tensor.shape) != (batch, 1, size, size):
             raise ValueError(f"LocalModel {what} must be [{batch}, 1, {size}, {size}], got {tuple(tensor.shape)}")
 
+    def _check_prior(self, prior: Tensor | None, batch: int) -> Tensor:
+        if prior is None:
+            raise ValueError(f"this local model reads the previous map (previous_map_prior = "
+                             f"{self.config.previous_map_prior!r}): pass prior [B, 1, S, S]")
+        self._check_map(prior, batch, "prior")
+        return prior
+
     def _check_features(self, pool4: Tensor) -> None:
         side = self.config.feature_size
         if pool4.dim() != 4 or tuple(pool4.shape[1:]) != (POOL4_CHANNELS, side, side):
             raise ValueError(f"LocalModel expects pool4 features [B, {POOL4_CHANNELS}, {side}, {side}], "
                              f"got {tuple(pool4.shape)}")
+
+
+def _zero_conv(inputs: int, outputs: int, kernel: int) -> nn.Conv2d:
+    """A 'same' conv whose weights and bias start at zero (it adds nothing until trained)."""
+    conv = nn.Conv2d(inputs, outputs, kernel, padding=kernel // 2)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+def _area_resize(prior: Tensor, side: int) -> Tensor:
+    """A [B, 1, S, S] map averaged down to [B, 1, side, side] (each cell: its pixels' mean)."""
+    return F.adaptive_avg_pool2d(prior, side)

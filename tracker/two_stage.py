@@ -7,6 +7,7 @@
            theta_est = beta * theta_t + (1 - beta) * theta_old       (beta = 0.8)
            ROI = box(theta_est) doubled, clipped, centre kept in the frame
            map = paste(local model(crop(frame, ROI)), the same ROI)  (DESIGN.md: not theta_t)
+           (a local model with a previous-map prior also reads crop(previous map, ROI))
 
 Choices where the paper is silent:
 - Warm-up: the global model is trained with its loss counted only from frame 5 of each clip
@@ -77,6 +78,9 @@ class TwoStageState:
     """[1, 3]: the smoothed theta of the last step, = theta_old of the next."""
     roi: Tensor
     """[1, 3]: (cx, cy, side) in pixels of the ROI that cropped the last frame."""
+    previous_map: Tensor | None = None
+    """[1, 1, H, W]: the last full-frame map (after init: the first mask), kept only for a
+    local model that reads it as a prior (`pixtrack-plus`)."""
 
     def snapshot(self) -> dict[str, Any]:
         """CPU copies of the debug fields (a device sync: for plots, not for the tracking loop)."""
@@ -126,6 +130,7 @@ class TwoStageTracker:
         # Crop and global-input sizes follow the models' configurations (224 in `paper` and `lite`).
         self.roi_size = int(getattr(getattr(local_model, "config", None), "roi_size", geometry.ROI_SIZE))
         self.global_size = int(getattr(getattr(global_model, "config", None), "input_size", geometry.ROI_SIZE))
+        self.uses_prior = bool(getattr(getattr(local_model, "config", None), "uses_prior", False))
         self.beta = float(beta)
         self.warmup = int(warmup)
         self.map_threshold = map_threshold
@@ -187,6 +192,7 @@ class TwoStageTracker:
             theta=theta,
             theta_est=theta_old,
             roi=roi,
+            previous_map=mask_t.float() if self.uses_prior else None,
         )
 
     @tracking_step
@@ -205,7 +211,12 @@ class TwoStageTracker:
         theta_est = geometry.box_to_theta(object_box, state.frame_size)
         box = geometry.roi_from_object_box(object_box) if given is None else given
 
-        prob_roi, local_state = self.local_model.step(geometry.crop(image, box, self.roi_size), state.local)
+        roi_image = geometry.crop(image, box, self.roi_size)
+        if state.previous_map is None:
+            prob_roi, local_state = self.local_model.step(roi_image, state.local)
+        else:
+            prior = geometry.crop(state.previous_map, box, self.roi_size)
+            prob_roi, local_state = self.local_model.step(roi_image, state.local, prior)
         prob = geometry.paste(prob_roi, box, state.frame_size)
         next_input = prob if self.map_threshold is None else (prob >= self.map_threshold).to(prob.dtype)
         new_state = dataclasses.replace(
@@ -217,6 +228,7 @@ class TwoStageTracker:
             theta=theta,
             theta_est=theta_est,
             roi=box,
+            previous_map=prob.float() if self.uses_prior else None,
         )
         return prob[0, 0].float().cpu().numpy(), new_state
 

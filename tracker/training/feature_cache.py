@@ -13,6 +13,7 @@ and several epochs share the page cache):
     plain.npy   float16 [N, T + 1, 512, s, s]  pool4 of every clip frame (s = 224 / 16)
     masked.npy  float16 [N, 512, s, s]         pool4 of frame 0 with the dilated mask before pool1
     masks.npy   uint8   [N, T + 1, 1, 224, 224] ROI ground truth, coverage * 255
+    placement.npy float32 [N, T + 1, 3]        where each clip frame's ROI lies (for priors)
     meta.json   written last: a folder without it is incomplete and is rebuilt
 
 Frame 0's pair comes from `LocalModel.memory_features` (the model decides how the mask is
@@ -36,16 +37,18 @@ from tracker.training.samples import LocalClipDataset
 
 FLOAT16_MAX = float(torch.finfo(torch.float16).max)
 FORMAT = "pixtrack-feature-cache"
-VERSION = 1
+VERSION = 2
+PARTS = ("plain", "masked", "masks", "placement")
 
 
 class FeatureCache(Dataset):
-    """Cached clips as a dataset: item -> {"plain", "masked", "masks"} float32 tensors."""
+    """Cached clips as a dataset: item -> {"plain", "masked", "masks", "placement"} float32 tensors."""
 
-    def __init__(self, plain: np.ndarray, masked: np.ndarray, masks: np.ndarray) -> None:
-        if not (len(plain) == len(masked) == len(masks)):
-            raise ValueError(f"feature cache parts disagree: {len(plain)}, {len(masked)}, {len(masks)} clips")
-        self.plain, self.masked, self.masks = plain, masked, masks
+    def __init__(self, plain: np.ndarray, masked: np.ndarray, masks: np.ndarray, placement: np.ndarray) -> None:
+        if not (len(plain) == len(masked) == len(masks) == len(placement)):
+            raise ValueError(f"feature cache parts disagree: {len(plain)}, {len(masked)}, {len(masks)}, "
+                             f"{len(placement)} clips")
+        self.plain, self.masked, self.masks, self.placement = plain, masked, masks, placement
 
     @classmethod
     def open(cls, folder: str | os.PathLike) -> FeatureCache:
@@ -54,7 +57,7 @@ class FeatureCache(Dataset):
         meta = read_meta(folder)
         if meta is None:
             raise FileNotFoundError(f"{folder} holds no complete feature cache (no readable meta.json)")
-        parts = [np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("plain", "masked", "masks")]
+        parts = [np.load(folder / f"{name}.npy", mmap_mode="r") for name in PARTS]
         return cls(*parts)
 
     @property
@@ -70,6 +73,7 @@ class FeatureCache(Dataset):
             "plain": torch.from_numpy(np.asarray(self.plain[index], dtype=np.float32)),
             "masked": torch.from_numpy(np.asarray(self.masked[index], dtype=np.float32)),
             "masks": torch.from_numpy(np.asarray(self.masks[index], dtype=np.float32) / 255.0),
+            "placement": torch.from_numpy(np.array(self.placement[index], dtype=np.float32)),
         }
 
 
@@ -114,6 +118,7 @@ def build_feature_cache(
         "plain": ((count, frames + 1, 512, side, side), np.float16),
         "masked": ((count, 512, side, side), np.float16),
         "masks": ((count, frames + 1, 1, size, size), np.uint8),
+        "placement": ((count, frames + 1, 3), np.float32),
     }
     if folder is None:
         arrays = {name: np.empty(shape, dtype) for name, (shape, dtype) in shapes.items()}
@@ -144,11 +149,12 @@ def build_feature_cache(
             arrays["plain"][span] = plain.to(torch.float16).cpu().numpy()
             arrays["masked"][span] = masked.to(torch.float16).cpu().numpy()
             arrays["masks"][span] = (masks * 255).round().to(torch.uint8).cpu().numpy()
+            arrays["placement"][span] = batch["placement"].numpy()
             written += n
             bar.update(n)
     bar.close()
     if folder is None:
-        return FeatureCache(arrays["plain"], arrays["masked"], arrays["masks"])
+        return FeatureCache(*(arrays[name] for name in PARTS))
     for array in arrays.values():
         array.flush()
     del arrays

@@ -20,6 +20,7 @@ from tracker.training.hardware import Runtime
 from tracker.training.loop import LoopConfig, run_loop
 from tracker.training.loss_log import LossLog
 from tracker.training.losses import LOCAL_BETA, LOCAL_LAMBDA, LossParts, local_loss
+from tracker.training.prior_maps import PriorConfig, deformed_priors, move_maps, own_prediction_clips
 
 
 @dataclass(frozen=True)
@@ -35,19 +36,41 @@ class LocalUnroll(nn.Module):
     """A whole clip through a `LocalModel`, as one forward (what DDP needs to sync gradients).
 
     plain `[B, T + 1, 512, s, s]`, masked `[B, 512, s, s]` -> logits `[B, T, 1, S, S]`.
+    For a model with a prior: `priors` `[B, T, 1, S, S]` (frame k's at k - 1), and where
+    `own` `[B]` is set, frames 2..T read the clip's own previous map instead, moved from
+    ROI k - 1 into ROI k by `placement` `[B, T + 1, 3]`.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, plain: Tensor, masked: Tensor) -> Tensor:
+    def forward(self, plain: Tensor, masked: Tensor, priors: Tensor | None = None,
+                placement: Tensor | None = None, own: Tensor | None = None) -> Tensor:
         state = self.model.init_memory_from_features(plain[:, 0], masked)
-        logits = []
+        logits: list[Tensor] = []
         for k in range(1, plain.shape[1]):
-            step, state = self.model.step_from_features_logits(plain[:, k], state)
+            prior = None if priors is None else priors[:, k - 1]
+            if prior is not None and own is not None and k > 1 and bool(own.any()):
+                previous = torch.sigmoid(logits[-1].detach().float())
+                moved = move_maps(previous, placement[:, k - 1], placement[:, k]).to(prior.dtype)
+                prior = torch.where(own[:, None, None, None], moved, prior)
+            step, state = self.model.step_from_features_logits(plain[:, k], state, prior)
             logits.append(step)
         return torch.stack(logits, dim=1)
+
+
+def clip_priors(model: nn.Module, batch: dict[str, Tensor], masks: Tensor, config: PriorConfig,
+                generator: torch.Generator) -> dict[str, Tensor]:
+    """LocalUnroll's prior arguments for a batch ({} for a model without a prior)."""
+    if not getattr(model.config, "uses_prior", False):
+        return {}
+    if "placement" not in batch:
+        raise ValueError("this local model reads a previous-map prior, which needs each clip frame's ROI "
+                         "('placement'): rebuild the feature cache with this version")
+    placement = batch["placement"].to(masks.device).float()
+    own = own_prediction_clips(masks.shape[0], config, generator).to(masks.device)
+    return {"priors": deformed_priors(masks, placement, config, generator), "placement": placement, "own": own}
 
 
 @torch.no_grad()
@@ -73,20 +96,27 @@ def train_local(
     workers: int = 0,
     seed: int = 0,
     loss: LocalLossConfig = LocalLossConfig(),
+    prior: PriorConfig = PriorConfig(),
     log: LossLog | None = None,
     resume_path: str | os.PathLike | None = None,
     validation: Dataset | None = None,
     description: str = "local",
     progress: bool = True,
 ) -> list[float]:
-    """Train `model` (a `LocalModel`, trained in place) with Eq. 2; returns logged mean losses."""
+    """Train `model` (a `LocalModel`, trained in place) with Eq. 2; returns logged mean losses.
+
+    `prior`: how a model with a previous-map prior gets its priors (deformation seeded by
+    (seed, iteration), so a resumed run draws what an uninterrupted one would).
+    """
     model.to(runtime.device)
     unroll = runtime.wrap(LocalUnroll(model))
 
     def forward_loss(batch: dict[str, Tensor], iteration: int) -> LossParts:
         plain, masked, masks = clip_features(model, batch, runtime.device)
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + iteration)
+        extra = clip_priors(model, batch, masks, prior, generator)
         with runtime.autocast():
-            logits = unroll(plain, masked)
+            logits = unroll(plain, masked, **extra)
         return local_loss(logits, masks[:, 1:], lam=loss.lam, beta=loss.beta, reduction=loss.reduction)
 
     def batches(epoch: int):
@@ -95,7 +125,7 @@ def train_local(
     validate = None
     if validation is not None:
         def validate() -> float:
-            return evaluate_local(model, validation, runtime, batch_size=batch_size, loss=loss)
+            return evaluate_local(model, validation, runtime, batch_size=batch_size, loss=loss, prior=prior)
 
     return run_loop(unroll, forward_loss, batches, loop, runtime, log=log, resume_path=resume_path,
                     validate=validate, description=description, progress=progress)
@@ -103,14 +133,16 @@ def train_local(
 
 @torch.no_grad()
 def evaluate_local(model: nn.Module, data: Dataset, runtime: Runtime, *, batch_size: int = 4,
-                   loss: LocalLossConfig = LocalLossConfig()) -> float:
-    """Mean Eq. 2 loss of `model` over `data` (every item once, in order)."""
+                   loss: LocalLossConfig = LocalLossConfig(), prior: PriorConfig = PriorConfig()) -> float:
+    """Mean Eq. 2 loss of `model` over `data` (every item once, in order; priors drawn from seed 0)."""
     unroll = LocalUnroll(model).eval()
     total, count = torch.zeros((), device=runtime.device), 0
+    generator = torch.Generator().manual_seed(0)
     for batch in runtime.loader(data, batch_size, seed=0, epoch=0, shuffle=False):
         plain, masked, masks = clip_features(model, batch, runtime.device)
+        extra = clip_priors(model, batch, masks, prior, generator)
         with runtime.autocast():
-            logits = unroll(plain, masked)
+            logits = unroll(plain, masked, **extra)
         parts = local_loss(logits, masks[:, 1:], lam=loss.lam, beta=loss.beta, reduction=loss.reduction)
         total += parts.total * plain.shape[0]
         count += plain.shape[0]

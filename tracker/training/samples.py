@@ -144,7 +144,9 @@ class LocalClipDataset(Dataset):
     Item `index` of the current epoch (`set_epoch`) is a dict of tensors:
     `images` uint8 `[T + 1, 3, 224, 224]` (RGB 0..255, the local model's input),
     `masks` float32 `[T + 1, 1, 224, 224]` (ROI ground truth as pixel coverage in [0, 1]),
-    `boxes` float32 `[T + 1, 3]`, `inserted` (clip position of the noisy frame, or -1),
+    `boxes` float32 `[T + 1, 3]` (the crops), `placement` float32 `[T + 1, 3]` (the same,
+    except that an inserted frame keeps the box its own frame would have had: where the
+    tracker expected the object), `inserted` (clip position of the noisy frame, or -1),
     `sequence` and `start` (which frames). With `tracked` clips, item i is clip i mod their
     number; otherwise item i comes from sequence i mod the number of usable sequences.
     Workers are not persistent: `set_epoch` before iterating reaches them.
@@ -258,6 +260,7 @@ class LocalClipDataset(Dataset):
             "images": torch.stack(images),
             "masks": torch.stack(masks),
             "boxes": torch.from_numpy(boxes),
+            "placement": torch.from_numpy(plan.boxes.copy()),
             "inserted": torch.tensor(plan.inserted),
             "sequence": torch.tensor(plan.sequence),
             "start": torch.tensor(int(plan.frames[0])),

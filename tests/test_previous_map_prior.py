@@ -1,0 +1,202 @@
+"""The previous-map prior of `pixtrack-plus`: the model option, its training priors, the tracker."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from tracker import roi as geometry
+from tracker.checkpoint import save_checkpoint
+from tracker.config import ConfigError, LocalConfig, ModelConfig, get_config
+from tracker.global_model import GlobalModel
+from tracker.local_model import LocalModel
+from tracker.training.local_trainer import LocalUnroll
+from tracker.training.prior_maps import PriorConfig, deformed_priors, move_maps
+from tracker.two_stage import TwoStageTracker
+from stand_ins import TinyBackbone
+
+NO_DEFORMATION = PriorConfig(shift=0, scale=0, rotation=0, warp=0, max_dilation=0, max_erosion=0,
+                             drop_rate=0, own_rate=0)
+
+
+def _mask(height: int, width: int, box: tuple[int, int, int, int]) -> torch.Tensor:
+    mask = torch.zeros(1, 1, height, width)
+    y0, y1, x0, x1 = box
+    mask[..., y0:y1, x0:x1] = 1
+    return mask
+
+
+def _models(config_name: str, seed: int = 0) -> tuple[LocalModel, GlobalModel]:
+    config = get_config(config_name)
+    torch.manual_seed(seed)
+    return LocalModel(config.local, backbone=TinyBackbone()), GlobalModel(config.global_)
+
+
+def test_paper_and_lite_have_no_prior_and_plus_has_it():
+    assert get_config("paper").local.previous_map_prior == "none"
+    assert get_config("lite").local.previous_map_prior == "none"
+    plus = get_config("plus")
+    assert plus.local.previous_map_prior == "pool4+decoder"
+    assert dataclasses.replace(plus.local, previous_map_prior="none") == get_config("lite").local
+    assert plus.global_ == get_config("lite").global_
+    lite_names = set(LocalModel(get_config("lite").local, backbone=TinyBackbone()).state_dict())
+    plus_names = set(LocalModel(plus.local, backbone=TinyBackbone()).state_dict())
+    assert plus_names - lite_names == {"prior_fcnn.weight", "prior_fcnn.bias",
+                                       "prior_decoder.weight", "prior_decoder.bias"}
+    with pytest.raises(ConfigError, match="previous_map_prior"):
+        LocalConfig(previous_map_prior="mask")
+
+
+def test_untrained_prior_layers_add_nothing_and_trained_ones_read_the_prior():
+    lite, _ = _models("lite")
+    plus = LocalModel(get_config("plus").local, backbone=TinyBackbone())
+    plus.load_state_dict(lite.state_dict(), strict=False)
+    generator = torch.Generator().manual_seed(1)
+    image = torch.rand(1, 3, 224, 224, generator=generator) * 255
+    mask = (torch.rand(1, 1, 224, 224, generator=generator) > 0.5).float()
+    prior = torch.rand(1, 1, 224, 224, generator=generator)
+    with torch.no_grad():
+        reference, _ = lite.step(image, lite.init_memory(image, mask))
+        same, _ = plus.step(image, plus.init_memory(image, mask), prior)
+        torch.testing.assert_close(same, reference)
+        torch.nn.init.normal_(plus.prior_fcnn.weight)
+        torch.nn.init.normal_(plus.prior_decoder.weight)
+        with_prior, _ = plus.step(image, plus.init_memory(image, mask), prior)
+        without, _ = plus.step(image, plus.init_memory(image, mask), torch.zeros_like(prior))
+    assert (with_prior - without).abs().max() > 1e-3
+
+
+def test_a_prior_is_required_exactly_where_the_configuration_reads_one():
+    lite, _ = _models("lite")
+    plus = LocalModel(get_config("plus").local, backbone=TinyBackbone())
+    image = torch.zeros(1, 3, 224, 224)
+    mask = torch.ones(1, 1, 224, 224)
+    with pytest.raises(ValueError, match="reads the previous map"):
+        plus.step(image, plus.init_memory(image, mask))
+    with pytest.raises(ValueError, match="no previous-map prior"):
+        lite.step(image, lite.init_memory(image, mask), torch.zeros(1, 1, 224, 224))
+    with pytest.raises(ValueError, match="prior must be"):
+        plus.step(image, plus.init_memory(image, mask), torch.zeros(1, 1, 56, 56))
+
+
+def test_moving_a_cropped_mask_into_another_roi_equals_cropping_it_there():
+    full = _mask(240, 320, (60, 150, 100, 190))
+    source = torch.tensor([[140.0, 110.0, 200.0]])
+    target = torch.tensor([[160.0, 100.0, 160.0]])  # inside the source ROI: nothing falls outside
+    moved = move_maps(geometry.crop(full, source), source, target)
+    direct = geometry.crop(full, target)
+    # Two bilinear resamplings instead of one: equal away from the edge, softer on it.
+    torch.testing.assert_close(moved, direct, atol=0.15, rtol=0)
+    assert (moved - direct).abs().mean() < 2e-3
+    assert ((moved >= 0.5) != (direct >= 0.5)).float().mean() < 2e-3
+    # Outside the source ROI the moved map is empty, as a pasted map is outside its ROI.
+    far = torch.tensor([[300.0, 110.0, 200.0]])
+    assert move_maps(geometry.crop(full, source), source, far)[..., :, 150:].abs().max() == 0
+
+
+def test_deformed_priors_without_deformation_are_the_previous_masks_moved():
+    masks = torch.stack([geometry.crop(_mask(120, 160, (20 + 5 * k, 70 + 5 * k, 30, 90)),
+                                       torch.tensor([[60.0, 50.0 + 4 * k, 100.0]]))[0] for k in range(4)])[None]
+    placement = torch.tensor([[[60.0, 50.0 + 4 * k, 100.0] for k in range(4)]])
+    priors = deformed_priors(masks, placement, NO_DEFORMATION, torch.Generator().manual_seed(0))
+    assert priors.shape == (1, 3, 1, 224, 224)
+    for k in range(1, 4):
+        torch.testing.assert_close(priors[0, k - 1:k], move_maps(masks[0, k - 1:k], placement[0, k - 1:k],
+                                                                 placement[0, k:k + 1]))
+
+
+def test_deformed_priors_are_deterministic_for_a_seed_and_differ_across_seeds():
+    masks = torch.zeros(2, 5, 1, 224, 224)
+    masks[..., 60:160, 70:150] = 1
+    placement = torch.tensor([[100.0, 100.0, 150.0]]).expand(2, 5, 3)
+    first = deformed_priors(masks, placement, PriorConfig(), torch.Generator().manual_seed(3))
+    again = deformed_priors(masks, placement, PriorConfig(), torch.Generator().manual_seed(3))
+    other = deformed_priors(masks, placement, PriorConfig(), torch.Generator().manual_seed(4))
+    torch.testing.assert_close(first, again)
+    assert (first - other).abs().max() > 0.5
+    assert 0 <= float(first.min()) and float(first.max()) <= 1
+    # Deformed, yet still mostly on the object: shift <= 10% of the ROI, scale <= 8%.
+    kept = (first * masks[:, :-1]).sum() / first.sum().clamp_min(1)
+    assert kept > 0.6
+
+
+def test_own_prediction_priors_are_the_previous_outputs_moved():
+    """With every clip on its own predictions, frame k reads sigmoid(logits[k - 1]) moved into ROI k."""
+    plus = LocalModel(get_config("plus").local, backbone=TinyBackbone())
+    seen = []
+    original = plus.step_from_features_logits
+
+    def recording(pool4, state, prior=None):
+        seen.append(prior.clone())
+        return original(pool4, state, prior)
+
+    plus.step_from_features_logits = recording
+    generator = torch.Generator().manual_seed(0)
+    plain = torch.randn(1, 4, 512, 14, 14, generator=generator)
+    priors = torch.rand(1, 3, 1, 224, 224, generator=generator)
+    placement = torch.tensor([[[100.0, 100.0, 150.0], [104.0, 98.0, 150.0], [108.0, 96.0, 160.0],
+                               [112.0, 94.0, 160.0]]])
+    with torch.no_grad():
+        logits = LocalUnroll(plus)(plain, plain[:, 0], priors, placement, torch.tensor([True]))
+    torch.testing.assert_close(seen[0], priors[:, 0])
+    for k in (2, 3):
+        expected = move_maps(torch.sigmoid(logits[:, k - 2]), placement[:, k - 1], placement[:, k])
+        torch.testing.assert_close(seen[k - 1], expected)
+
+
+def test_the_tracker_feeds_the_previous_map_cropped_by_the_current_roi():
+    local, global_ = _models("plus")
+    tracker = TwoStageTracker(local, global_, device="cpu")
+    priors = []
+    original = local.step
+
+    def recording(image, state, prior=None):
+        priors.append(prior.clone())
+        return original(image, state, prior)
+
+    local.step = recording
+    frame = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    mask = np.zeros((120, 160), dtype=bool)
+    mask[40:80, 50:100] = True
+    state = tracker.init(frame, mask)
+    prob, state = tracker.track(frame, state)
+    first_box = state.roi
+    torch.testing.assert_close(priors[0], geometry.crop(torch.from_numpy(mask)[None, None].float(), first_box))
+    _, state = tracker.track(frame, state)
+    torch.testing.assert_close(priors[1], geometry.crop(torch.from_numpy(prob)[None, None], state.roi))
+    assert tracker.uses_prior and state.previous_map is not None
+    lite_tracker = TwoStageTracker(*_models("lite"), device="cpu")
+    assert lite_tracker.init(frame, mask).previous_map is None
+
+
+def test_a_plus_checkpoint_round_trips_with_its_option(tmp_path):
+    local, global_ = _models("plus")
+    with torch.no_grad():
+        torch.nn.init.normal_(local.prior_fcnn.weight, std=0.1)
+        torch.nn.init.normal_(local.prior_decoder.weight, std=0.1)
+    path = tmp_path / "two-stage-plus.safetensors"
+    save_checkpoint(path, "two-stage", get_config("plus"), {"local": local, "global": global_})
+    loaded = TwoStageTracker.from_checkpoint(path, device="cpu", backbone=TinyBackbone())
+    assert loaded.local_model.config == get_config("plus").local
+    assert ModelConfig.from_dict(get_config("plus").to_dict()) == get_config("plus")
+    frame = np.random.default_rng(1).integers(0, 256, (100, 140, 3), dtype=np.uint8)
+    mask = np.zeros((100, 140), dtype=bool)
+    mask[30:70, 40:90] = True
+    reference = TwoStageTracker(local, global_, device="cpu")
+    maps = []
+    for tracker in (reference, loaded):
+        state = tracker.init(frame, mask)
+        prob, state = tracker.track(frame, state)
+        prob, state = tracker.track(frame, state)
+        maps.append(prob)
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
+
+
+def test_prior_config_refuses_bad_values():
+    with pytest.raises(ValueError, match="own_rate"):
+        PriorConfig(own_rate=1.5)
+    with pytest.raises(ValueError, match="scale"):
+        PriorConfig(scale=1.0)
