@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluation.bootstrap import format_interval
 from tracker.training.folds import FoldSplit, read_folds
 
 DEFAULT_TRACKERS = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn", "pixtrack-static")
@@ -122,8 +123,11 @@ def read_table_rows(folder: Path, tables: Sequence[int]) -> list[dict[str, str]]
 
 def write_summary(out: Path, per_fold: dict[str, list[dict[str, str]]], lengths: Sequence[int]) -> tuple[Path, Path]:
     """OUT/cross_validation.csv and .md (Markdown): one row per fold, table, threshold and
-    tracker, folds in the order of `per_fold` (fold name -> `read_table_rows`)."""
-    fields = ["fold", "table", "threshold", "tracker", *map(str, lengths)]
+    tracker, folds in the order of `per_fold` (fold name -> `read_table_rows`). Where the
+    tables carry bootstrap intervals (`ci_low_<L>`, `ci_high_<L>`), so do both files."""
+    bounds = [f"ci_{side}_{n}" for n in lengths for side in ("low", "high")]
+    has_bounds = any(row.get(bound) for rows in per_fold.values() for row in rows for bound in bounds)
+    fields = ["fold", "table", "threshold", "tracker", *map(str, lengths), *(bounds if has_bounds else [])]
     summary = [{"fold": fold, **{field: row.get(field, "") for field in fields[1:]}}
                for fold, rows in per_fold.items() for row in rows]
     csv_path, md_path = out / "cross_validation.csv", out / "cross_validation.md"
@@ -131,12 +135,21 @@ def write_summary(out: Path, per_fold: dict[str, list[dict[str, str]]], lengths:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(summary)
-    lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * 4 + "---:|" * len(lengths)]
+    shown = fields[: 4 + len(lengths)]
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * 4 + "---:|" * len(lengths)]
     for row in summary:
-        cells = [row[f] for f in fields[:4]] + [_short(row[str(n)]) for n in lengths]
+        cells = [row[f] for f in fields[:4]] + [_with_interval(row, n) for n in lengths]
         lines.append("| " + " | ".join(cells) + " |")
+    if has_bounds:
+        lines += ["", "[low, high]: 95% bootstrap interval of the mean over each fold's sequences (evaluation.bootstrap)"]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return csv_path, md_path
+
+
+def _with_interval(row: dict[str, str], length: int) -> str:
+    cell = _short(row[str(length)])
+    low, high = row.get(f"ci_low_{length}", ""), row.get(f"ci_high_{length}", "")
+    return f"{cell} {format_interval(float(low), float(high))}" if low and high else cell
 
 
 def _short(cell: str) -> str:

@@ -7,7 +7,9 @@ mask threshold, as Markdown on stdout and CSV / LaTeX (booktabs) files.
 
 With no arguments: the registered trackers' shipped checkpoints on the default benchmark
 (workspace/sequences); trackers that cannot be built are left out with a note. A cell is
-the mean over sequences of the mean IoU over frames 1..L (evaluation.protocols). Runs are
+the mean over sequences of the mean IoU over frames 1..L (evaluation.protocols), with its 95%
+bootstrap interval over sequences where there are at least 5 (`--ci` / `--no-ci` force it on
+or off; evaluation.bootstrap). Runs are
 cached (outputs/cache/runs by default), so a second call re-reads rather than re-tracks.
 `--workspace W` scores the masks `vot evaluate` stored in W instead of tracking (Table 3
 only: VOT runs are full tracking). `--checkpoint NAME=folds.json` evaluates k-fold
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.bootstrap import LEVEL, RESAMPLES, SEED, bootstrap_interval, format_interval, wants_interval
 from evaluation.protocols import (
     CLIP_LENGTH,
     GT_ROI,
@@ -85,6 +88,8 @@ class Row:
     source: str = "ours"
     text: list[str] | None = None
     """Cells as printed (the paper's own digits); None = format the floats."""
+    intervals: list[tuple[float, float] | None] | None = None
+    """Each cell's bootstrap interval over sequences (evaluation.bootstrap); None = none computed."""
 
     def formatted(self, digits: int = 4) -> list[str]:
         if self.text is not None:
@@ -101,6 +106,8 @@ class Table:
     lengths: tuple[int, ...]
     blocks: dict[float, list[Row]] = field(default_factory=dict)
     sequences: int = 0
+    intervals: bool = False
+    """Whether our rows carry bootstrap intervals."""
 
     def value(self, threshold: float, row: str, length: int) -> float | None:
         for candidate in self.blocks[threshold]:
@@ -116,17 +123,22 @@ def build_table(
     lengths: Seq[int],
     trackers: Seq[str],
     paper: bool = False,
+    ci: bool | None = None,
 ) -> Table:
     """Average the per-sequence means into a table (rows = `trackers`, in that order); with
-    `paper`, the paper's rows follow ours in each block where the paper has that threshold."""
+    `paper`, the paper's rows follow ours in each block where the paper has that threshold.
+    `ci`: each cell's 95% bootstrap interval over its sequences (None: where there are at
+    least `evaluation.bootstrap.MIN_SEQUENCES`)."""
     if not scores:
         raise ValueError(f"table {number}: no scores (empty test set?)")
     table = Table(number, TITLES.get(number, f"Table {number}"), tuple(int(v) for v in lengths))
     table.sequences = len({score.sequence for score in scores})
+    table.intervals = wants_interval(ci, table.sequences)
     for threshold in thresholds:
         rows = []
         for tracker in trackers:
             cells: list[float | None] = []
+            intervals: list[tuple[float, float] | None] = []
             for length in table.lengths:
                 means = [
                     float(score.mean()[score.thresholds.index(float(threshold))])
@@ -134,7 +146,8 @@ def build_table(
                     if score.tracker == tracker and score.length == length
                 ]
                 cells.append(float(np.mean(means)) if means else None)
-            rows.append(Row(tracker, cells))
+                intervals.append(bootstrap_interval(means) if means and table.intervals else None)
+            rows.append(Row(tracker, cells, intervals=intervals if table.intervals else None))
         if paper:
             rows.extend(paper_block(number, float(threshold), table.lengths))
         table.blocks[float(threshold)] = rows
@@ -158,6 +171,20 @@ def _threshold_label(threshold: float) -> str:
     return f"threshold {threshold:g}"
 
 
+def interval_note(sequences: int) -> str:
+    """The caption line of a table with intervals (also cross-validation's summary)."""
+    return (f"[low, high]: {LEVEL:.0%} bootstrap interval of the mean over the {sequences} sequences "
+            f"({RESAMPLES} resamples, seed {SEED}; evaluation.bootstrap)")
+
+
+def _cells_with_intervals(row: Row) -> list[str]:
+    cells = row.formatted()
+    if row.intervals is None:
+        return cells
+    return [f"{cell} {format_interval(*interval)}" if interval is not None else cell
+            for cell, interval in zip(cells, row.intervals)]
+
+
 def to_markdown(table: Table) -> str:
     lines = [f"**{table.title}**, {table.sequences} sequences", ""]
     for threshold, rows in table.blocks.items():
@@ -165,20 +192,27 @@ def to_markdown(table: Table) -> str:
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" + "---:|" * len(table.lengths))
         for row in rows:
-            lines.append("| " + " | ".join([row.label] + row.formatted()) + " |")
+            lines.append("| " + " | ".join([row.label] + _cells_with_intervals(row)) + " |")
         lines.append("")
+    if table.intervals:
+        lines += [f"_{interval_note(table.sequences)}_", ""]
     return "\n".join(lines)
 
 
 def to_csv(table: Table) -> str:
-    """Long-ish CSV: one line per (threshold, row), full precision for our numbers."""
+    """Long-ish CSV: one line per (threshold, row), full precision for our numbers; then each
+    length's bootstrap interval (`ci_low_<L>`, `ci_high_<L>`; empty where none)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["table", "threshold", "tracker", "source", *[str(length) for length in table.lengths]])
+    bounds = [f"ci_{side}_{length}" for length in table.lengths for side in ("low", "high")]
+    writer.writerow(["table", "threshold", "tracker", "source", *[str(length) for length in table.lengths], *bounds])
     for threshold, rows in table.blocks.items():
         for row in rows:
             cells = row.text if row.text is not None else ["" if v is None else repr(float(v)) for v in row.cells]
-            writer.writerow([table.number, f"{threshold:g}", row.label, row.source, *cells])
+            limits: list[str] = []
+            for interval in row.intervals or [None] * len(table.lengths):
+                limits += [repr(interval[0]), repr(interval[1])] if interval else ["", ""]
+            writer.writerow([table.number, f"{threshold:g}", row.label, row.source, *cells, *limits])
     return buffer.getvalue()
 
 
@@ -309,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workspace", type=Path, help="score the masks `vot evaluate` stored in this VOT workspace instead of tracking")
     parser.add_argument("--experiment", default="unsupervised", help="the workspace's experiment to read (default: %(default)s)")
     parser.add_argument("--paper", action="store_true", help="print the paper's numbers beside ours")
+    parser.add_argument("--ci", action=argparse.BooleanOptionalAction, default=None,
+                        help="95%% bootstrap interval over sequences beside each mean (default: on from 5 sequences)")
     parser.add_argument("--clips", type=int, default=0, help="also the pixel ROC AUC over this many random clips (the paper: 1200)")
     parser.add_argument("--clip-length", type=int, default=CLIP_LENGTH, help="frames a clip scores after its initial one (default: %(default)s)")
     parser.add_argument("--clip-protocol", choices=PROTOCOLS, default=GT_ROI, help="ROIs of the clips (default: %(default)s, as Fig. 4)")
@@ -385,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
         scores = workspace_scores(args.workspace, sequences, trackers, args.experiment, lengths, thresholds)
         source = (f"VOT results in {args.workspace} ({args.experiment}): masks binarised by the tracker "
                   "(`python -m tracker.vot --threshold`, 0.5), so every threshold block is the same")
-        table = build_table(3, scores, thresholds, lengths, trackers, paper=args.paper)
+        table = build_table(3, scores, thresholds, lengths, trackers, paper=args.paper, ci=args.ci)
         outputs.append(emit_table(table, scores, args.out, source))
         if args.plots:
             plot_sequence_ious(scores, 3, max(lengths), thresholds[0], args.out)
@@ -412,7 +448,8 @@ def run(args: argparse.Namespace) -> int:
             specs, sequences, TABLE_PROTOCOLS[number], lengths, thresholds, cache, dataset_key, device,
             progress=not args.no_progress, refresh=args.refresh,
         )
-        table = build_table(number, scores, thresholds, lengths, [spec.name for spec in specs], paper=args.paper)
+        table = build_table(number, scores, thresholds, lengths, [spec.name for spec in specs], paper=args.paper,
+                            ci=args.ci)
         outputs.append(emit_table(table, scores, args.out, source))
         if args.plots:
             plot_sequence_ious(scores, number, max(lengths), thresholds[0], args.out)
