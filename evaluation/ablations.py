@@ -234,7 +234,7 @@ def _settings(args: argparse.Namespace, protocol: str, device: str) -> Evaluatio
 def run_insertion(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
     """Train the two local models (resumable), then compare them on held-out clips (Table 2 protocol)."""
     from evaluation.results_cache import dataset_id
-    from tracker.commands.train import iterative_settings as training_settings
+    from tracker.training.arguments import iterative_settings as training_settings
     from tracker.config import get_config
     from tracker.data import load_dataset
     from tracker.local_model import LocalModel
@@ -381,7 +381,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tracker.commands.train import _data_arguments, _local_arguments, _run_arguments
+    from tracker.training.arguments import data_arguments, local_arguments, run_arguments
 
     parser = argparse.ArgumentParser(prog="python -m evaluation.ablations",
                                      description="Ablations: noisy-frame insertion, 2-stage vs 1-stage vs FCN, "
@@ -394,9 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluation_arguments(insertion, ())
     insertion.add_argument("--test", default=None, metavar="DIR",
                            help="held-out sequences (instead of --folds/--fold); all of --dataset then trains")
-    _data_arguments(insertion)
-    _run_arguments(insertion)
-    _local_arguments(insertion)
+    data_arguments(insertion)
+    run_arguments(insertion)
+    local_arguments(insertion)
 
     trackers = sub.add_parser("trackers", help="Table 3: 2-stage vs 1-stage vs FCN for given checkpoints",
                               description=run_trackers.__doc__)

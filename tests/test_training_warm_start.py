@@ -10,7 +10,7 @@ import torch
 from baselines.fcn import FCN, FCNConfig, save_fcn
 from tracker.checkpoint import CheckpointError
 from tracker.cli import build_parser
-from tracker.commands.train import iterative_settings
+from tracker.training.arguments import iterative_settings
 from tracker.config import LocalConfig
 from tracker.local_model import LocalModel
 from tracker.training.hardware import Runtime

@@ -14,6 +14,7 @@
 - `sources`: a mix of VOT, DAVIS and synthetic sequences as one training set;
 - `hardware`: device, mixed precision and torch.distributed (torchrun) set-up;
 - `loss_log`: losses to CSV (and TensorBoard where it is installed).
+- `arguments`: the command-line argument groups of training, shared with the ablations.
 
 The command line is `pixtrack train` (`tracker.commands.train`).
 """
