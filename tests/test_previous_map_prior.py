@@ -12,9 +12,9 @@ from tracker import roi as geometry
 from tracker.checkpoint import save_checkpoint
 from tracker.config import ConfigError, LocalConfig, ModelConfig, get_config
 from tracker.global_model import GlobalModel
-from tracker.local_model import LocalModel
+from tracker.local_model import LocalModel, align_state
 from tracker.training.local_trainer import LocalUnroll
-from tracker.training.prior_maps import PriorConfig, deformed_priors, move_maps
+from tracker.training.prior_maps import PriorConfig, deformed_priors
 from tracker.two_stage import TwoStageTracker
 from stand_ins import TinyBackbone
 
@@ -86,7 +86,7 @@ def test_moving_a_cropped_mask_into_another_roi_equals_cropping_it_there():
     full = _mask(240, 320, (60, 150, 100, 190))
     source = torch.tensor([[140.0, 110.0, 200.0]])
     target = torch.tensor([[160.0, 100.0, 160.0]])  # inside the source ROI: nothing falls outside
-    moved = move_maps(geometry.crop(full, source), source, target)
+    moved = geometry.reframe(geometry.crop(full, source), source, target)
     direct = geometry.crop(full, target)
     # Two bilinear resamplings instead of one: equal away from the edge, softer on it.
     torch.testing.assert_close(moved, direct, atol=0.15, rtol=0)
@@ -94,7 +94,7 @@ def test_moving_a_cropped_mask_into_another_roi_equals_cropping_it_there():
     assert ((moved >= 0.5) != (direct >= 0.5)).float().mean() < 2e-3
     # Outside the source ROI the moved map is empty, as a pasted map is outside its ROI.
     far = torch.tensor([[300.0, 110.0, 200.0]])
-    assert move_maps(geometry.crop(full, source), source, far)[..., :, 150:].abs().max() == 0
+    assert geometry.reframe(geometry.crop(full, source), source, far)[..., :, 150:].abs().max() == 0
 
 
 def test_deformed_priors_without_deformation_are_the_previous_masks_moved():
@@ -104,7 +104,7 @@ def test_deformed_priors_without_deformation_are_the_previous_masks_moved():
     priors = deformed_priors(masks, placement, NO_DEFORMATION, torch.Generator().manual_seed(0))
     assert priors.shape == (1, 3, 1, 224, 224)
     for k in range(1, 4):
-        torch.testing.assert_close(priors[0, k - 1:k], move_maps(masks[0, k - 1:k], placement[0, k - 1:k],
+        torch.testing.assert_close(priors[0, k - 1:k], geometry.reframe(masks[0, k - 1:k], placement[0, k - 1:k],
                                                                  placement[0, k:k + 1]))
 
 
@@ -143,7 +143,7 @@ def test_own_prediction_priors_are_the_previous_outputs_moved():
         logits = LocalUnroll(plus)(plain, plain[:, 0], priors, placement, torch.tensor([True]))
     torch.testing.assert_close(seen[0], priors[:, 0])
     for k in (2, 3):
-        expected = move_maps(torch.sigmoid(logits[:, k - 2]), placement[:, k - 1], placement[:, k])
+        expected = geometry.reframe(torch.sigmoid(logits[:, k - 2]), placement[:, k - 1], placement[:, k])
         torch.testing.assert_close(seen[k - 1], expected)
 
 
@@ -200,3 +200,58 @@ def test_prior_config_refuses_bad_values():
         PriorConfig(own_rate=1.5)
     with pytest.raises(ValueError, match="scale"):
         PriorConfig(scale=1.0)
+
+
+def test_an_aligned_state_of_a_shifted_roi_is_the_shifted_state():
+    """A ROI moved right by two cells and down by one: every cell of (h, c) moves with the image."""
+    side = 14 * 10.0  # 10 px a pool4 cell
+    source = torch.tensor([[100.0, 100.0, side]])
+    target = torch.tensor([[120.0, 110.0, side]])
+    h = torch.zeros(1, 3, 14, 14)
+    h[0, :, 6, 7] = torch.tensor([1.0, -2.0, 0.5])
+    h[0, 1, 9, 4] = 3.0
+    c = -h
+    ((h2, c2),) = align_state(((h, c),), source, target)
+    expected = torch.zeros_like(h)
+    expected[..., :13, :12] = h[..., 1:, 2:]  # cell (y, x) of the target ROI is cell (y + 1, x + 2) before
+    torch.testing.assert_close(h2, expected)
+    torch.testing.assert_close(c2, -expected)
+    # The same ROI changes nothing.
+    ((h3, _),) = align_state(((h, c),), source, source)
+    torch.testing.assert_close(h3, h)
+
+
+def test_the_tracker_and_training_align_the_state_where_the_configuration_says():
+    config = dataclasses.replace(get_config("lite").local, align_state=True)
+    assert config.beyond_paper == ["align_state"] and get_config("lite").local.beyond_paper == []
+    torch.manual_seed(0)
+    local = LocalModel(config, backbone=TinyBackbone())
+    seen = []
+    original = local.step_from_features_logits
+
+    def recording(pool4, state, prior=None):
+        seen.append(state)
+        return original(pool4, state, prior)
+
+    local.step_from_features_logits = recording
+    plain = torch.randn(1, 3, 512, 14, 14, generator=torch.Generator().manual_seed(0))
+    placement = torch.tensor([[[100.0, 100.0, 150.0], [110.0, 96.0, 150.0], [118.0, 90.0, 170.0]]])
+    with torch.no_grad():
+        LocalUnroll(local)(plain, plain[:, 0], placement=placement)
+        initial = local.init_memory_from_features(plain[:, 0], plain[:, 0])
+    expected = align_state(initial, placement[:, 0], placement[:, 1])
+    for (h, c), (h_ref, c_ref) in zip(seen[0], expected):
+        torch.testing.assert_close(h, h_ref)
+        torch.testing.assert_close(c, c_ref)
+    tracker = TwoStageTracker(local, GlobalModel(get_config("lite").global_), device="cpu")
+    assert tracker.align_state and not tracker.uses_prior
+    frame = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    mask = np.zeros((120, 160), dtype=bool)
+    mask[40:80, 50:100] = True
+    state = tracker.init(frame, mask)
+    calls = []
+    original_step = local.step
+    local.step = lambda image, memory, prior=None: (calls.append(memory), original_step(image, memory))[1]
+    _, after = tracker.track(frame, state)
+    for (h, _), (h_ref, _) in zip(calls[0], align_state(state.local, state.roi, after.roi)):
+        torch.testing.assert_close(h, h_ref)

@@ -45,6 +45,10 @@ class LocalConfig:
     """Negative slope of the decoder's leaky ReLUs (TensorFlow's default, as the paper used)."""
     previous_map_prior: str = "none"
     """Beyond the paper: one of PREVIOUS_MAP_PRIORS ("none" in `paper` and `lite`)."""
+    align_state: bool = False
+    """Beyond the paper: before each step, resample the ConvLSTM state from the previous ROI
+    into the current one, so that memory stays on the object when the ROI moves (Eq. 1's
+    Hadamard terms are not shift-equivariant; DyeNet warps its state the same way)."""
 
     def __post_init__(self) -> None:
         _as_tuple(self, "lstm_channels", "deconv_channels")
@@ -75,6 +79,11 @@ class LocalConfig:
     def uses_prior(self) -> bool:
         """Whether every step needs the previous map cropped by the current ROI."""
         return self.previous_map_prior != "none"
+
+    @property
+    def beyond_paper(self) -> list[str]:
+        """The options of this configuration that Table 1 does not have (empty for paper, lite)."""
+        return [name for name, on in (("previous_map_prior", self.uses_prior), ("align_state", self.align_state)) if on]
 
     @property
     def memory_channels(self) -> int:

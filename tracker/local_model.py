@@ -11,6 +11,8 @@ through a 3x3 conv added to F-CNN's first conv ("pool4"); "pool4+decoder" also a
 of it at 1/4 of the ROI to the decoder after its second layer. Both convs start at zero, so a
 model warm-started from the FCN or the lite layers computes what they did until it learns to
 read the prior; adding (rather than concatenating) keeps every Table 1 layer's shape.
+`LocalConfig.align_state`: the caller moves the state from the previous ROI into the current
+one with `align_state` before each step (the model itself never sees boxes).
 
 Memory initialisation (Sec. 3.2): the first ROI goes through the backbone plain and with the
 dilated object mask multiplied in before pool1 (one batched call of 2B images); M-CNN maps
@@ -27,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tracker import roi as geometry
 from tracker.backbone import VGG16Pool4
 from tracker.config import LocalConfig
 from tracker.convlstm import ConvLSTM, LSTMState
@@ -36,6 +39,12 @@ LocalState = LSTMState
 """((h1, c1), (h2, c2)): one (h, c) pair a ConvLSTM layer, each [B, C, 14, 14]; tensors only."""
 
 POOL4_CHANNELS = 512
+
+
+def align_state(state: LocalState, source: Tensor, target: Tensor) -> LocalState:
+    """Every (h, c) of `state`, computed in ROIs `source` `[B, 3]`, resampled into ROIs `target`
+    (`tracker.roi.reframe`: cells that `target` adds beyond `source` start at zero)."""
+    return tuple((geometry.reframe(h, source, target), geometry.reframe(c, source, target)) for h, c in state)
 
 
 def dilate_mask(mask: Tensor, radius: int) -> Tensor:

@@ -230,6 +230,29 @@ def paste(maps: Tensor, boxes: Tensor, frame_size: FrameSize, mode: str = "bilin
     return pasted
 
 
+def roi_to_roi_theta(source: Tensor, target: Tensor) -> Tensor:
+    """Affine `[N, 2, 3]` taking target-ROI normalised coordinates to source-ROI ones.
+
+    Boxes `[N, 3]` = (cx, cy, side) in pixels of one frame: target pixel u (normalised,
+    align_corners=False) lies at cx_t + u side_t / 2, which is (cx_t - cx_s) / (side_s / 2)
+    + u side_t / side_s in the source ROI.
+    """
+    ratio = target[:, 2] / source[:, 2]
+    zero = torch.zeros_like(ratio)
+    tx = (target[:, 0] - source[:, 0]) * 2 / source[:, 2]
+    ty = (target[:, 1] - source[:, 1]) * 2 / source[:, 2]
+    return torch.stack((torch.stack((ratio, zero, tx), -1), torch.stack((zero, ratio, ty), -1)), dim=1)
+
+
+def reframe(maps: Tensor, source: Tensor, target: Tensor) -> Tensor:
+    """ROI maps `[N, C, s, s]` cropped at `source` boxes `[N, 3]`, resampled as if cropped at
+    `target` (bilinear; zeros where `target` leaves `source`): a previous map or a recurrent
+    state carried into the next ROI."""
+    theta = roi_to_roi_theta(source.to(maps.dtype), target.to(maps.dtype))
+    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def resize_map(maps: Tensor, size: int = ROI_SIZE) -> Tensor:
     """Full-frame maps `[B, C, H, W]` -> `[B, C, size, size]`: the global model's input.
 

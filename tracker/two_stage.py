@@ -7,7 +7,8 @@
            theta_est = beta * theta_t + (1 - beta) * theta_old       (beta = 0.8)
            ROI = box(theta_est) doubled, clipped, centre kept in the frame
            map = paste(local model(crop(frame, ROI)), the same ROI)  (DESIGN.md: not theta_t)
-           (a local model with a previous-map prior also reads crop(previous map, ROI))
+           (a local model with a previous-map prior also reads crop(previous map, ROI); one
+           with `align_state` first gets its memory moved from the last ROI into this one)
 
 Choices where the paper is silent:
 - Warm-up: the global model is trained with its loss counted only from frame 5 of each clip
@@ -45,6 +46,7 @@ from tracker import roi as geometry
 from tracker.device import box_to_device, frame_to_device
 from tracker.frames import as_rgb, check_frame_size, first_frame_on_device
 from tracker.interface import Box
+from tracker.local_model import align_state
 from tracker.precision import check_precision, tracking_step
 
 DEFAULT_CONFIG_NAME = "lite"
@@ -130,7 +132,9 @@ class TwoStageTracker:
         # Crop and global-input sizes follow the models' configurations (224 in `paper` and `lite`).
         self.roi_size = int(getattr(getattr(local_model, "config", None), "roi_size", geometry.ROI_SIZE))
         self.global_size = int(getattr(getattr(global_model, "config", None), "input_size", geometry.ROI_SIZE))
-        self.uses_prior = bool(getattr(getattr(local_model, "config", None), "uses_prior", False))
+        local_config = getattr(local_model, "config", None)
+        self.uses_prior = bool(getattr(local_config, "uses_prior", False))
+        self.align_state = bool(getattr(local_config, "align_state", False))
         self.beta = float(beta)
         self.warmup = int(warmup)
         self.map_threshold = map_threshold
@@ -212,11 +216,12 @@ class TwoStageTracker:
         box = geometry.roi_from_object_box(object_box) if given is None else given
 
         roi_image = geometry.crop(image, box, self.roi_size)
+        memory = align_state(state.local, state.roi, box) if self.align_state else state.local
         if state.previous_map is None:
-            prob_roi, local_state = self.local_model.step(roi_image, state.local)
+            prob_roi, local_state = self.local_model.step(roi_image, memory)
         else:
             prior = geometry.crop(state.previous_map, box, self.roi_size)
-            prob_roi, local_state = self.local_model.step(roi_image, state.local, prior)
+            prob_roi, local_state = self.local_model.step(roi_image, memory, prior)
         prob = geometry.paste(prob_roi, box, state.frame_size)
         next_input = prob if self.map_threshold is None else (prob >= self.map_threshold).to(prob.dtype)
         new_state = dataclasses.replace(

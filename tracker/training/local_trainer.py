@@ -20,7 +20,9 @@ from tracker.training.hardware import Runtime
 from tracker.training.loop import LoopConfig, run_loop
 from tracker.training.loss_log import LossLog
 from tracker.training.losses import LOCAL_BETA, LOCAL_LAMBDA, LossParts, local_loss
-from tracker.training.prior_maps import PriorConfig, deformed_priors, move_maps, own_prediction_clips
+from tracker.local_model import align_state
+from tracker.roi import reframe
+from tracker.training.prior_maps import PriorConfig, deformed_priors, own_prediction_clips
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class LocalUnroll(nn.Module):
     plain `[B, T + 1, 512, s, s]`, masked `[B, 512, s, s]` -> logits `[B, T, 1, S, S]`.
     For a model with a prior: `priors` `[B, T, 1, S, S]` (frame k's at k - 1), and where
     `own` `[B]` is set, frames 2..T read the clip's own previous map instead, moved from
-    ROI k - 1 into ROI k by `placement` `[B, T + 1, 3]`.
+    ROI k - 1 into ROI k by `placement` `[B, T + 1, 3]`. A model with `align_state` gets its
+    state moved the same way before each step, as the tracker does.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -48,27 +51,34 @@ class LocalUnroll(nn.Module):
     def forward(self, plain: Tensor, masked: Tensor, priors: Tensor | None = None,
                 placement: Tensor | None = None, own: Tensor | None = None) -> Tensor:
         state = self.model.init_memory_from_features(plain[:, 0], masked)
+        aligned = getattr(self.model.config, "align_state", False)
         logits: list[Tensor] = []
         for k in range(1, plain.shape[1]):
+            if aligned:
+                state = align_state(state, placement[:, k - 1], placement[:, k])
             prior = None if priors is None else priors[:, k - 1]
             if prior is not None and own is not None and k > 1 and bool(own.any()):
                 previous = torch.sigmoid(logits[-1].detach().float())
-                moved = move_maps(previous, placement[:, k - 1], placement[:, k]).to(prior.dtype)
+                moved = reframe(previous, placement[:, k - 1], placement[:, k]).to(prior.dtype)
                 prior = torch.where(own[:, None, None, None], moved, prior)
             step, state = self.model.step_from_features_logits(plain[:, k], state, prior)
             logits.append(step)
         return torch.stack(logits, dim=1)
 
 
-def clip_priors(model: nn.Module, batch: dict[str, Tensor], masks: Tensor, config: PriorConfig,
-                generator: torch.Generator) -> dict[str, Tensor]:
-    """LocalUnroll's prior arguments for a batch ({} for a model without a prior)."""
-    if not getattr(model.config, "uses_prior", False):
+def clip_geometry(model: nn.Module, batch: dict[str, Tensor], masks: Tensor, config: PriorConfig,
+                  generator: torch.Generator) -> dict[str, Tensor]:
+    """LocalUnroll's arguments beyond the features: {} for a Table 1 model; the ROIs for one that
+    aligns its state; those and the priors for one that reads the previous map."""
+    options = model.config.beyond_paper
+    if not options:
         return {}
     if "placement" not in batch:
-        raise ValueError("this local model reads a previous-map prior, which needs each clip frame's ROI "
-                         "('placement'): rebuild the feature cache with this version")
+        raise ValueError(f"this local model ({', '.join(options)}) needs each clip frame's ROI ('placement'): "
+                         "rebuild the feature cache with this version")
     placement = batch["placement"].to(masks.device).float()
+    if not model.config.uses_prior:
+        return {"placement": placement}
     own = own_prediction_clips(masks.shape[0], config, generator).to(masks.device)
     return {"priors": deformed_priors(masks, placement, config, generator), "placement": placement, "own": own}
 
@@ -114,7 +124,7 @@ def train_local(
     def forward_loss(batch: dict[str, Tensor], iteration: int) -> LossParts:
         plain, masked, masks = clip_features(model, batch, runtime.device)
         generator = torch.Generator().manual_seed(seed * 1_000_003 + iteration)
-        extra = clip_priors(model, batch, masks, prior, generator)
+        extra = clip_geometry(model, batch, masks, prior, generator)
         with runtime.autocast():
             logits = unroll(plain, masked, **extra)
         return local_loss(logits, masks[:, 1:], lam=loss.lam, beta=loss.beta, reduction=loss.reduction)
@@ -140,7 +150,7 @@ def evaluate_local(model: nn.Module, data: Dataset, runtime: Runtime, *, batch_s
     generator = torch.Generator().manual_seed(0)
     for batch in runtime.loader(data, batch_size, seed=0, epoch=0, shuffle=False):
         plain, masked, masks = clip_features(model, batch, runtime.device)
-        extra = clip_priors(model, batch, masks, prior, generator)
+        extra = clip_geometry(model, batch, masks, prior, generator)
         with runtime.autocast():
             logits = unroll(plain, masked, **extra)
         parts = local_loss(logits, masks[:, 1:], lam=loss.lam, beta=loss.beta, reduction=loss.reduction)

@@ -2,8 +2,8 @@
 
 At tracking time clip frame k's prior is the previous full-frame map cropped by ROI k. A
 training clip holds each frame's ground truth in its own ROI (`placement` boxes, pixels), so
-the prior of frame k is frame k - 1's ROI map moved into ROI k (`move_maps`: one affine
-resampling, zeros outside ROI k - 1, as the pasted map is zero outside its ROI).
+the prior of frame k is frame k - 1's ROI map moved into ROI k (`tracker.roi.reframe`: one
+affine resampling, zeros outside ROI k - 1, as the pasted map is zero outside its ROI).
 
 A model trained on exact previous masks learns to copy them and then drifts with its own
 errors (MaskTrack's ablation: without deformation the model collapses). So the ground-truth
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from tracker.roi import roi_to_roi_theta
 
 
 @dataclass(frozen=True)
@@ -64,27 +66,6 @@ class PriorConfig:
             raise ValueError(f"prior.warp_points = {self.warp_points}: needs at least 2")
         if self.max_dilation < 0 or self.max_erosion < 0:
             raise ValueError("prior.max_dilation and prior.max_erosion must be >= 0")
-
-
-def roi_to_roi_theta(source: Tensor, target: Tensor) -> Tensor:
-    """Affine `[N, 2, 3]` taking target-ROI normalised coordinates to source-ROI ones.
-
-    Boxes `[N, 3]` = (cx, cy, side) in pixels of one frame: target pixel u (normalised,
-    align_corners=False) lies at cx_t + u side_t / 2, which is (cx_t - cx_s) / (side_s / 2)
-    + u side_t / side_s in the source ROI.
-    """
-    ratio = target[:, 2] / source[:, 2]
-    zero = torch.zeros_like(ratio)
-    tx = (target[:, 0] - source[:, 0]) * 2 / source[:, 2]
-    ty = (target[:, 1] - source[:, 1]) * 2 / source[:, 2]
-    return torch.stack((torch.stack((ratio, zero, tx), -1), torch.stack((zero, ratio, ty), -1)), dim=1)
-
-
-def move_maps(maps: Tensor, source: Tensor, target: Tensor) -> Tensor:
-    """ROI maps `[N, 1, S, S]` cropped at `source` boxes, resampled as if cropped at `target`."""
-    theta = roi_to_roi_theta(source.to(maps.dtype), target.to(maps.dtype))
-    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
-    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _random_similarity(count: int, config: PriorConfig, generator: torch.Generator) -> Tensor:
