@@ -2,7 +2,7 @@
 own training commands, evaluate each held-out fold with its own checkpoints, and report the
 mean IoU per fold and over all folds.
 
-    python -m evaluation.cross_validation --dataset ../shared/data/davis2016-train \
+    python -m evaluation.cross_validation --dataset data/davis2016-train \
         --folds checkpoints/davis2016-train-5folds.json --out runs/cv \
         [--fold-indices 0 1] [--config lite] [--trackers pixtrack pixtrack-1stage pixtrack-fcn pixtrack-static] \
         [--fcn-args "--iterations 2000 --half"] [--iterative-args "--local-init {fcn} --half"] \

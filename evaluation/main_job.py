@@ -315,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.trackers = list(DEFAULT_TRACKERS)
         for tracker, path in without_checkpoint(args.trackers).items():
             args.trackers.remove(tracker)
-            print(f"skipped    {tracker}: no checkpoint at {path} (train one: README, Training)", flush=True)
+            print(f"skipped    {tracker}: no checkpoint at {path} (train one: docs/training.md)", flush=True)
 
     try:
         print(f"sequences  {prepare_sequences(workspace, args.sequences, args.frames, args.seed)}", flush=True)

@@ -4,7 +4,7 @@ and the per-frame IoUs that come out (Sec. 3.4 and 5.3).
 - Sequence lengths (Tables 2 and 3): column L averages the IoU of frames 1..L after the
   initial frame 0. A sequence of n >= L + 1 frames is cut to its first L + 1; a shorter
   one is stretched: step 0 is frame 0, step k = 1..L is frame 1 + floor((k - 1)(n - 1) / L)
-  (DESIGN.md's floor(k n / L) applied to the frames after the initial one, so that the
+  (docs/design.md's floor(k n / L) applied to the frames after the initial one, so that the
   initial frame, whose mask the tracker is given, is never scored, and every frame 1..n-1
   is). `resample_indices` gives these frame numbers.
 - Table 2, protocol "gt-roi": the tracker crops where it is told. The ROI of step t is the

@@ -1,4 +1,4 @@
-"""The online interface that every tracker shares (see DESIGN.md and docs/interfaces.md).
+"""The online interface that every tracker shares (see docs/design.md and docs/interfaces.md).
 
 Protocols, the TraX wrapper and every metric treat trackers alike through it:
 

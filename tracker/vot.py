@@ -8,7 +8,7 @@ from the very pixels the toolkit scores against) and answers every frame with a 
 binary mask (probability >= threshold) and a `confidence` property (the mean probability
 inside the answered mask, 0 for an empty one).
 
-Why it is built the way it is (see ../shared/notes/vot-toolkit.md):
+Why it is built the way it is (see docs/vot.md):
 - The model is loaded before the TraX server opens: the toolkit's timeout applies to every
   request, but not to the start-up before the handshake.
 - stdout is the TraX channel, and the toolkit merges stderr into the same pipe: a partial

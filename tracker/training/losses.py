@@ -21,7 +21,7 @@ square around its bounding box). Checked numerically (theta optimised alone): fo
 and tall bars, weight 40 gives a box of 0.99-1.0 times the square box covering >= 99 % of
 the object; weight 20 only 0.95-0.97 (the ends of the bar are traded for background), and
 weight 5 covers 36-70 % of elongated objects; discs and L shapes are enclosed from weight 10
-on. The tracker's ROI is that box doubled (DESIGN.md), so the box must enclose, and a little
+on. The tracker's ROI is that box doubled (docs/design.md), so the box must enclose, and a little
 slack costs nothing.
 """
 

@@ -4,7 +4,7 @@ The FCN head (baselines/fcn.py) is the local model with the recurrence taken out
 two 3x3 convs have F-CNN's shapes and its four transposed convs are the local decoder. Copying
 those gives a local model whose features and decoder already segment, leaving M-CNN and the
 ConvLSTM to learn. Not in the paper (its local models train ~20k iterations on a GPU); measured
-to matter at a CPU budget (README, Training). Read from the checkpoint file directly, so the
+to matter at a CPU budget (docs/training.md). Read from the checkpoint file directly, so the
 training code does not depend on the baselines package.
 """
 
