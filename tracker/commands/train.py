@@ -34,6 +34,31 @@ HELP = ("make cross-validation folds; train the local, global or both models (Se
         "or the FCN baseline")
 
 
+RECIPE_COMMANDS = ("iterative", "local", "global", "fcn")
+"""The commands a recipe file (tracker.training.recipes) may hold a table for."""
+
+
+def _recipe_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", metavar="FILE",
+                        help="a recipe (recipes/*.toml): its table for this command gives the options; "
+                             "flags given beside it override them")
+
+
+def prepare(argv: list[str]) -> list[str]:
+    """`pixtrack train WHAT --recipe FILE ...`: the recipe's options put before the flags given
+    (tracker.cli calls this before parsing), so that those flags override them."""
+    from tracker.training.recipes import expand, recipe_path
+
+    if not argv or argv[0] not in RECIPE_COMMANDS or recipe_path(argv[1:]) is None:
+        return argv
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    # argparse lists a parser's options and subcommands only through private attributes.
+    subparsers = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    known = [option for action in subparsers.choices[argv[0]]._actions for option in action.option_strings]
+    return [argv[0], *expand(argv[1:], argv[0], known)]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="train_command", metavar="WHAT")
     sub.required = True
@@ -46,14 +71,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        ("local", "one local model on ground-truth-placed clips (Sec. 3.3)"),
                        ("global", "one global model on ground-truth maps (Sec. 4)")):
         command = sub.add_parser(name, help=text, description=text)
+        _recipe_argument(command)
         data_arguments(command)
         run_arguments(command)
         if name in ("iterative", "local"):
             local_arguments(command)
         if name in ("iterative", "global"):
             global_arguments(command)
+        if name == "local":
+            command.add_argument("--global-from", default=None, metavar="CHECKPOINT",
+                                 help="pair the local model with the global model of this two-stage checkpoint "
+                                      "(same global configuration): writes OUT/two-stage-CONFIG.safetensors")
     text = "the FCN baseline's offline training (Sec. 3.4): an fcn checkpoint"
     command = sub.add_parser("fcn", help=text, description=text)
+    _recipe_argument(command)
     data_arguments(command)
     run_arguments(command, two_stage=False)
     fcn_arguments(command)
@@ -197,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
             path = job.run()
         else:
             job.run_stages([args.train_command], f"run-{args.train_command}")
+            if getattr(args, "global_from", None):
+                job.adopt_global(args.global_from)
             other = "global" if args.train_command == "local" else "local"
             path = None
             if job.output(other).is_file():

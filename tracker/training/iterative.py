@@ -196,6 +196,25 @@ class IterativeRun:
 
         return GlobalModel(self.model_config.global_)
 
+    def adopt_global(self, checkpoint: str | os.PathLike) -> Path:
+        """Write the global model of a two-stage checkpoint as this run's `global` stage, so that
+        a local model trained here pairs with a global model trained elsewhere (a configuration
+        with other local options reuses the global model of `lite`). Its global configuration
+        must equal this run's."""
+        from tracker.checkpoint import CheckpointError, load_checkpoint, load_weights
+        from tracker.config import ModelConfig
+
+        config_dict, states, _ = load_checkpoint(checkpoint, "two-stage")
+        theirs = ModelConfig.from_dict(config_dict).global_
+        if theirs != self.model_config.global_:
+            raise CheckpointError(f"{checkpoint}: its global model is configured {theirs}, this run's "
+                                  f"({self.model_config.name}) {self.model_config.global_}")
+        model = self.global_model()
+        load_weights(model, states["global"], checkpoint, "global")
+        if self.runtime.is_main:
+            save_model_weights(self.output("global"), model, self.model_config, "global")
+        return self.output("global")
+
     def boxes(self) -> list:
         from tracker.training.samples import object_boxes
 

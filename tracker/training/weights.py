@@ -44,8 +44,8 @@ def load_model_weights(path: str | os.PathLike, module: nn.Module, config, role:
         metadata = handle.metadata() or {}
     if metadata.get("role") != role:
         raise ValueError(f"{path} holds {metadata.get('role') or 'unknown'} model weights, not {role}")
-    if metadata.get("config") != json.dumps(config.to_dict(), sort_keys=True):
-        found = json.loads(metadata.get("config", "{}")).get("name", "?")
+    if _stored_config(metadata.get("config")) != config:
+        found = json.loads(metadata.get("config") or "{}").get("name", "?")
         raise ValueError(f"{path} was trained with model configuration {found!r}, not {config.name!r} "
                          "(or a different variant of it)")
     try:
@@ -53,3 +53,14 @@ def load_model_weights(path: str | os.PathLike, module: nn.Module, config, role:
     except RuntimeError as error:
         raise ValueError(f"{path}: the weights do not fit the {role} model: {error}") from error
     return module
+
+
+def _stored_config(text: str | None):
+    """The ModelConfig a weights file names (fields added since it was written take their
+    defaults, i.e. off), or None where it names none that parses."""
+    from tracker.config import ConfigError, ModelConfig
+
+    try:
+        return ModelConfig.from_dict(json.loads(text or ""))
+    except (ValueError, ConfigError):
+        return None
