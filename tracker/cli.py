@@ -1,7 +1,8 @@
 """The `pixtrack` console script.
 
 Each subcommand is a module in `tracker.commands` exposing `HELP: str`,
-`add_arguments(parser)` and `run(args) -> int`; modules are discovered, so adding a command
+`add_arguments(parser)` and `run(args) -> int` (and, optionally, `prepare(arguments)`, which
+rewrites its arguments before they are parsed); modules are discovered, so adding a command
 means adding one file. Heavy imports (torch, vot) happen inside `run`, keeping `--help` fast.
 """
 
@@ -41,7 +42,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def prepare(argv: Sequence[str]) -> list[str]:
+    """`argv` as the command's module would have it parsed: a module may define
+    `prepare(arguments) -> arguments` (e.g. `pixtrack train --recipe FILE` puts the recipe's
+    options first), called with what follows the command's name."""
+    argv = list(argv)
+    position = next((i for i, token in enumerate(argv) if not token.startswith("-")), None)
+    if position is None:
+        return argv
+    module = _command_modules().get(argv[position])
+    hook = getattr(module, "prepare", None)
+    return argv if hook is None else [*argv[: position + 1], *hook(argv[position + 1 :])]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        argv = prepare(argv)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"pixtrack: error: {error}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)

@@ -1,0 +1,91 @@
+"""recipes/*.toml and `pixtrack train WHAT --recipe FILE`: each recipe parses and names only
+options of its commands; the shipped checkpoints' recipes are the commands that made them;
+flags given beside a recipe override it."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tracker.cli import build_parser, prepare
+from tracker.commands.train import RECIPE_COMMANDS
+from tracker.training.recipes import RecipeError, tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = sorted((REPO / "recipes").glob("*.toml"))
+
+MADE_BY = {
+    # The command lines that made the shipped checkpoints (2026-11-27), as the README gave them.
+    ("two-stage-lite.toml", "global"):
+        "train global --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json "
+        "--fold 0 --synthetic 12 --config lite --threads 2 --global-frames 16 --global-iterations 600 "
+        "--global-batch 4 --dilation-every 150 --object-weight 5 --out runs/global-ow5",
+    ("two-stage-lite.toml", "iterative"):
+        "train iterative --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json "
+        "--fold 0 --synthetic 12 --out runs/davis-f0-v3 --config lite --threads 2 --clip-frames 8 "
+        "--clips-per-sequence 3 --views 2 --local-iterations 1000 --local-lr 3e-4 --local-warm-start "
+        "--local-init checkpoints/fcn-lite.safetensors --global-frames 16 --global-iterations 600 "
+        "--global-update-iterations 200 --global-batch 4 --dilation-every 150 --object-weight 5 --half",
+    ("fcn-lite.toml", "fcn"):
+        "train fcn --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json "
+        "--fold 0 --synthetic 12 --config lite --out runs/fcn-f0 --threads 1 --clip-frames 8 "
+        "--clips-per-sequence 3 --views 1 --iterations 2000 --lr 3e-4 --batch 16 --half",
+}
+
+
+def parse(argv: list[str]):
+    return build_parser().parse_args(prepare(argv))
+
+
+def settings(namespace) -> dict:
+    return {key: value for key, value in vars(namespace).items() if key not in ("recipe", "_run")}
+
+
+def test_there_is_a_recipe_for_each_shipped_checkpoint_and_the_paper():
+    shipped = {path.name.removesuffix(".safetensors") for path in (REPO / "checkpoints").glob("*.safetensors")}
+    assert {f"{name}.toml" for name in shipped} | {"paper.toml"} <= {path.name for path in RECIPES}
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda path: path.name)
+def test_each_recipe_parses_and_names_only_options_of_its_commands(path):
+    tables = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert tables and set(tables) <= set(RECIPE_COMMANDS)
+    for command in tables:
+        args = parse(["train", command, "--recipe", str(path)])  # an unknown key would raise RecipeError
+        assert args.train_command == command and args.recipe == str(path)
+
+
+@pytest.mark.parametrize("recipe, command", sorted(MADE_BY))
+def test_shipped_recipes_are_the_commands_that_made_the_checkpoints(recipe, command):
+    from_recipe = parse(["train", command, "--recipe", str(REPO / "recipes" / recipe)])
+    from_flags = parse(shlex.split(MADE_BY[recipe, command]))
+    assert settings(from_recipe) == settings(from_flags)
+
+
+def test_flags_beside_a_recipe_override_it_wherever_they_stand():
+    recipe = str(REPO / "recipes" / "two-stage-lite.toml")
+    before = parse(["train", "iterative", "--local-iterations", "5", "--no-insert", "--recipe", recipe])
+    after = parse(["train", "iterative", "--recipe", recipe, "--local-iterations", "5"])
+    assert before.local_iterations == after.local_iterations == 5
+    assert before.no_insert and not after.no_insert
+    assert after.global_update_iterations == 200 and after.local_lr == 3e-4  # the rest from the recipe
+    assert parse(["train", "iterative", "--out", "x"]).local_iterations == 2000  # no recipe: the defaults
+
+
+def test_a_bad_recipe_is_a_clear_error(tmp_path, capsys):
+    from tracker.cli import main
+
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('[fcn]\nout = "o"\ncolour = 3\n')
+    with pytest.raises(RecipeError, match=r"unknown.toml \[fcn\]: 'colour' is not an option"):
+        prepare(["train", "fcn", "--recipe", str(unknown)])
+    with pytest.raises(RecipeError, match=r"has no \[local\] table \(it has: fcn\)"):
+        prepare(["train", "local", "--recipe", str(unknown)])
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[fcn\n")
+    assert main(["train", "fcn", "--recipe", str(broken)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    assert main(["train", "fcn", "--recipe", str(tmp_path / "absent.toml")]) == 2
+    assert "no recipe file" in capsys.readouterr().err

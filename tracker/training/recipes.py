@@ -1,0 +1,94 @@
+"""Training recipes as files: `recipes/*.toml`, one for each shipped checkpoint.
+
+A recipe holds one table per `pixtrack train` command it runs (`[global]`, `[iterative]`,
+`[local]`, `[fcn]`); a table's keys are that command's option names without the leading
+dashes, its values what the command line would give:
+
+    [iterative]
+    data = ["data/davis2016-train"]   # a list: the option is given once for each item
+    local-iterations = 1000
+    half = true                       # a flag: true gives it, false leaves it out
+
+`pixtrack train WHAT --recipe FILE [flags]` runs table WHAT of FILE: the recipe's options
+come first on the command line, so any flag given beside it overrides them (an option that
+adds up, such as `--data`, adds to the recipe's). A recipe is read before anything runs; a
+key that is not an option of its command is an error naming the file, the table and the key.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (pyproject.toml)
+    import tomli as tomllib
+
+RECIPE_OPTION = "--recipe"
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used as asked; the message names the file and what is wrong."""
+
+
+def read_recipe(path: str | Path, command: str) -> dict[str, Any]:
+    """Table `command` of the recipe file `path`."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{RECIPE_OPTION}: no recipe file {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise RecipeError(f"recipe {path}: not valid TOML: {error}") from None
+    tables = sorted(key for key, value in data.items() if isinstance(value, dict))
+    if command not in data or not isinstance(data[command], dict):
+        raise RecipeError(f"recipe {path} has no [{command}] table (it has: {', '.join(tables) or 'none'})")
+    return dict(data[command])
+
+
+def recipe_arguments(recipe: dict[str, Any], known: Iterable[str], where: str) -> list[str]:
+    """The recipe's options as command-line arguments; `known` = the command's option strings."""
+    known = set(known)
+    arguments: list[str] = []
+    for key, value in recipe.items():
+        option = f"--{key}"
+        if option not in known or option == RECIPE_OPTION:
+            raise RecipeError(f"{where}: {key!r} is not an option of this command "
+                              f"(known: {', '.join(sorted(o[2:] for o in known if o.startswith('--')))})")
+        if isinstance(value, bool):
+            arguments += [option] if value else []
+        elif isinstance(value, list):
+            for item in value:
+                arguments += [option, _text(item, where, key)]
+        else:
+            arguments += [option, _text(value, where, key)]
+    return arguments
+
+
+def _text(value: Any, where: str, key: str) -> str:
+    if isinstance(value, (dict, list, bool)):
+        raise RecipeError(f"{where}: {key} = {value!r}: expected a number or a string")
+    return str(value)
+
+
+def recipe_path(argv: Sequence[str]) -> str | None:
+    """The FILE of `--recipe FILE` (or `--recipe=FILE`) in `argv`, if any."""
+    for index, token in enumerate(argv):
+        if token == RECIPE_OPTION:
+            if index + 1 >= len(argv):
+                raise RecipeError(f"{RECIPE_OPTION} needs a FILE")
+            return argv[index + 1]
+        if token.startswith(RECIPE_OPTION + "="):
+            return token.partition("=")[2]
+    return None
+
+
+def expand(argv: Sequence[str], command: str, known: Iterable[str]) -> list[str]:
+    """`argv` (a command's arguments) with its recipe's options put first, where it names one."""
+    path = recipe_path(argv)
+    if path is None:
+        return list(argv)
+    return [*recipe_arguments(read_recipe(path, command), known, f"recipe {path} [{command}]"), *argv]
