@@ -185,5 +185,5 @@ def test_configuration_round_trips_and_refuses_bad_values():
         LocalConfig(deconv_channels=(128, 64, 1))
     with pytest.raises(ConfigError, match=r"local.backbone = 'imagenet'"):
         LocalConfig(backbone="imagenet")
-    with pytest.raises(ConfigError, match=r"unknown model configuration 'huge'; known: lite, paper"):
+    with pytest.raises(ConfigError, match=r"unknown model configuration 'huge'; known: lite, .*paper, plus"):
         get_config("huge")

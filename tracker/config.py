@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 BACKBONE_SOURCES = ("hed", "torchvision")
 PREVIOUS_MAP_PRIORS = ("none", "pool4", "pool4+decoder")
@@ -179,14 +179,25 @@ def _lite() -> ModelConfig:
     )
 
 
-def _plus() -> ModelConfig:
-    # `lite` with the previous-map prior: the configuration of `pixtrack-plus`.
-    lite = _lite()
-    return ModelConfig(local=dataclasses.replace(lite.local, previous_map_prior="pool4+decoder"),
-                       global_=lite.global_, name="plus")
+def _lite_with(name: str, **options: Any) -> Callable[[], ModelConfig]:
+    """`lite` with options of the local model beyond Table 1 switched on (`pixtrack-plus` and
+    its ablations): the global model stays `lite`'s, so any lite global model pairs with it."""
+    def make() -> ModelConfig:
+        lite = _lite()
+        return ModelConfig(local=dataclasses.replace(lite.local, **options), global_=lite.global_, name=name)
+    return make
 
 
-CONFIGS = {"paper": _paper, "lite": _lite, "plus": _plus}
+CONFIGS: dict[str, Callable[[], ModelConfig]] = {
+    "paper": _paper,
+    "lite": _lite,
+    "plus": _lite_with("plus", previous_map_prior="pool4+decoder"),
+    # The ablation of `plus`: each option alone and together (docs/pixtrack-plus.md).
+    "lite+prior": _lite_with("lite+prior", previous_map_prior="pool4+decoder"),
+    "lite+prior-pool4": _lite_with("lite+prior-pool4", previous_map_prior="pool4"),
+    "lite+align": _lite_with("lite+align", align_state=True),
+    "lite+prior+align": _lite_with("lite+prior+align", previous_map_prior="pool4+decoder", align_state=True),
+}
 
 
 def config_names() -> list[str]:
@@ -194,7 +205,8 @@ def config_names() -> list[str]:
 
 
 def get_config(name: str) -> ModelConfig:
-    """The named configuration: `paper` (Table 1), `lite` (narrow, for CPUs) or `plus` (lite + prior)."""
+    """The named configuration: `paper` (Table 1), `lite` (narrow, for CPUs), `plus` (lite with the
+    options of `pixtrack-plus`) or one of plus's ablations (`lite+...`)."""
     if name not in CONFIGS:
         raise ConfigError(f"unknown model configuration {name!r}; known: {', '.join(config_names())}")
     return CONFIGS[name]()

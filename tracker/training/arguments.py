@@ -31,7 +31,9 @@ def data_arguments(parser: argparse.ArgumentParser) -> None:
 def run_arguments(parser: argparse.ArgumentParser, two_stage: bool = True) -> None:
     group = parser.add_argument_group("run")
     group.add_argument("--out", required=True, metavar="DIR", help="output folder (a rerun resumes there)")
-    group.add_argument("--config", default="lite", help="model configuration: lite (default) or paper")
+    group.add_argument("--config", default="lite",
+                       help="model configuration: lite (default), paper, plus (pixtrack-plus) or an ablation "
+                            "of plus (lite+prior, lite+prior-pool4, lite+align, lite+prior+align)")
     group.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
