@@ -89,3 +89,22 @@ def test_a_bad_recipe_is_a_clear_error(tmp_path, capsys):
     assert "not valid TOML" in capsys.readouterr().err
     assert main(["train", "fcn", "--recipe", str(tmp_path / "absent.toml")]) == 2
     assert "no recipe file" in capsys.readouterr().err
+
+
+def test_the_recipe_a_run_writes_reruns_it(tmp_path):
+    from tracker.commands.train import _write_run_recipe
+
+    out = tmp_path / "run"
+    recipe = str(REPO / "recipes" / "two-stage-lite.toml")
+    ran = parse(["train", "iterative", "--recipe", recipe, "--out", str(out), "--local-iterations", "7",
+                 "--data", "extra"])
+    _write_run_recipe(ran)
+    written = out / "recipe.toml"
+    again = parse(["train", "iterative", "--recipe", str(written)])
+    assert settings(again) == settings(ran) and again.local_iterations == 7
+    assert again.data == ["data/davis2016-train", "extra"]
+    # A second command run into the same folder adds its table, keeping the first.
+    ran_global = parse(["train", "global", "--recipe", recipe, "--out", str(out)])
+    _write_run_recipe(ran_global)
+    assert set(tomllib.loads(written.read_text())) == {"iterative", "global"}
+    assert settings(parse(["train", "iterative", "--recipe", str(written)])) == settings(ran)

@@ -51,12 +51,29 @@ def prepare(argv: list[str]) -> list[str]:
 
     if not argv or argv[0] not in RECIPE_COMMANDS or recipe_path(argv[1:]) is None:
         return argv
+    known = [option for action in _options(argv[0]) for option in action.option_strings]
+    return [argv[0], *expand(argv[1:], argv[0], known)]
+
+
+def _options(command: str) -> list[argparse.Action]:
+    """The options of `pixtrack train COMMAND`."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     # argparse lists a parser's options and subcommands only through private attributes.
     subparsers = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
-    known = [option for action in subparsers.choices[argv[0]]._actions for option in action.option_strings]
-    return [argv[0], *expand(argv[1:], argv[0], known)]
+    return [action for action in subparsers.choices[command]._actions if action.option_strings]
+
+
+def _write_run_recipe(args: argparse.Namespace) -> None:
+    """OUT/recipe.toml: every option this run resolved (tracker.training.recipes)."""
+    from tracker.training.recipes import RECIPE_OPTION, write_run_recipe
+
+    options = {}
+    for action in _options(args.train_command):
+        option = max(action.option_strings, key=len)
+        if option.startswith("--") and option not in ("--help", RECIPE_OPTION):
+            options[option[2:]] = getattr(args, action.dest)
+    write_run_recipe(args.out, args.train_command, options)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -190,6 +207,7 @@ def _fcn(args: argparse.Namespace) -> int:
         else:
             out.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(record, indent=1) + "\n")
+        _write_run_recipe(args)
         print(f"training the FCN on {len(sequences)} sequences ({runtime.device}) in {out}", file=sys.stderr)
         written = train_fcn_checkpoint(sequences, args.output, settings, device=args.device, work_dir=out,
                                        half=args.half, progress=not args.quiet)
@@ -222,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
         job = IterativeRun(out, sequences, settings, runtime, workers=args.workers, feature_cache=feature_cache,
                            keep_cache=args.keep_cache, half=args.half, progress=not args.quiet)
         if runtime.is_main:
+            _write_run_recipe(args)
             print(f"training on {len(sequences)} sequences ({runtime.device}, world size {runtime.world_size}) "
                   f"into {out}", file=sys.stderr)
         if args.train_command == "iterative":

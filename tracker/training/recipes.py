@@ -13,12 +13,16 @@ dashes, its values what the command line would give:
 come first on the command line, so any flag given beside it overrides them (an option that
 adds up, such as `--data`, adds to the recipe's). A recipe is read before anything runs; a
 key that is not an option of its command is an error naming the file, the table and the key.
+
+Every run writes the recipe that ran, every option as it was resolved, to `OUT/recipe.toml`
+(`write_run_recipe`; one table per command run into OUT): rerunning it reproduces the run.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +96,41 @@ def expand(argv: Sequence[str], command: str, known: Iterable[str]) -> list[str]
     if path is None:
         return list(argv)
     return [*recipe_arguments(read_recipe(path, command), known, f"recipe {path} [{command}]"), *argv]
+
+
+RUN_RECIPE = "recipe.toml"
+"""The file in a run's OUT that records the options it ran with."""
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return json.dumps(str(value))  # a TOML basic string: JSON's escapes are TOML's
+
+
+def recipe_text(tables: Mapping[str, Mapping[str, Any]], comment: str = "") -> str:
+    """TOML of `tables` (command -> option -> value); None values are left out (TOML has no null)."""
+    lines = [f"# {line}".rstrip() for line in comment.splitlines()]
+    for command, options in tables.items():
+        lines += ["", f"[{command}]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in options.items() if value is not None]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def write_run_recipe(out: str | Path, command: str, options: Mapping[str, Any]) -> Path:
+    """Record in OUT/recipe.toml the options `command` ran with (other commands' tables kept)."""
+    path = Path(out) / RUN_RECIPE
+    tables: dict[str, Mapping[str, Any]] = {}
+    if path.is_file():
+        tables = {key: value for key, value in tomllib.loads(path.read_text(encoding="utf-8")).items()
+                  if isinstance(value, dict)}
+    tables[command] = dict(options)
+    comment = (f"The options each `pixtrack train` command run into this folder ran with (its recipe and\n"
+               f"flags, resolved). Rerun one: pixtrack train {command} --recipe {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(recipe_text(tables, comment), encoding="utf-8")
+    return path
