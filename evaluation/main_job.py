@@ -80,9 +80,13 @@ def default_threads() -> int | None:
 def toolkit_environment(workspace: Path, threads: int | None) -> dict[str, str]:
     """The environment for `vot` and the trackers it starts: no persistent analysis cache (it
     is keyed by tracker and sequence names, not by the results' contents, so re-evaluated
-    trackers would get stale scores), a writable numba cache, the trackers' thread count."""
+    trackers would get stale scores), a writable numba cache, the trackers' thread count,
+    MKL's code path pinned (tracker.arithmetic)."""
+    from tracker.arithmetic import pin_blas_branch
+
     env = dict(os.environ)
     env["VOT_PERSISTENT_CACHE"] = "0"
+    pin_blas_branch(env)
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
     import vot

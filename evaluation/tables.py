@@ -539,6 +539,9 @@ def plot_sequence_ious(scores: Seq[SequenceScores], number: int, length: int, th
 
 
 def main(argv: Seq[str] | None = None) -> int:
+    from tracker.arithmetic import pin_blas_branch
+
+    pin_blas_branch()  # before any MKL call (tracker.arithmetic)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

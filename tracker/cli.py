@@ -56,6 +56,9 @@ def prepare(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tracker.arithmetic import pin_blas_branch
+
+    pin_blas_branch()  # before any MKL call (tracker.arithmetic)
     argv = sys.argv[1:] if argv is None else argv
     try:
         argv = prepare(argv)

@@ -221,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tracker.arithmetic import pin_blas_branch
+
+    pin_blas_branch()  # before any MKL call (tracker.arithmetic)
     # Everything but the TraX library itself writes through `out`, in whole lines.
     copy = open(os.environ[LOG_ENV], "a", encoding="utf-8") if os.environ.get(LOG_ENV) else None
     out = WholeLines(sys.stderr, copy)
