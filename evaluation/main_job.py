@@ -188,7 +188,7 @@ def score_summary(analysis_file: Path) -> list[str]:
     return lines
 
 
-def run_tables(workspace: Path, trackers: Sequence[str], log_dir: Path) -> Path | None:
+def run_tables(workspace: Path, trackers: Sequence[str], log_dir: Path, ci: bool | None = None) -> Path | None:
     """`python -m evaluation.tables` (Table 3) from the masks `vot evaluate` stored, where the
     module exists. Table 2 would track every sequence again, resampled to 20..160 frames: far
     beyond this job's budget on a CPU; run `python -m evaluation.tables` for it."""
@@ -200,6 +200,7 @@ def run_tables(workspace: Path, trackers: Sequence[str], log_dir: Path) -> Path 
     command = [
         sys.executable, "-m", "evaluation.tables", "--workspace", str(workspace), "--trackers", *trackers,
         "--out", str(out), "--no-progress",
+        *({True: ["--ci"], False: ["--no-ci"]}.get(ci, [])),  # None: the tables' default (from 5 sequences)
     ]
     started = time.perf_counter()
     with open(log_file, "w", encoding="utf-8") as log:
@@ -257,7 +258,7 @@ def evaluate(tracker: str, workspace: Path, env: dict[str, str], timeout: float,
     return None
 
 
-def analyse(workspace: Path, trackers: Sequence[str], env: dict[str, str]) -> list[str]:
+def analyse(workspace: Path, trackers: Sequence[str], env: dict[str, str], ci: bool | None = None) -> list[str]:
     """`vot analysis`, `vot report --format html` and the tables for `trackers`; what failed."""
     log_dir = workspace / "logs" / "main_job"
     problems = []
@@ -280,7 +281,7 @@ def analyse(workspace: Path, trackers: Sequence[str], env: dict[str, str]) -> li
     if analysis_file.is_file():
         print("\n".join(score_summary(analysis_file)))
     try:
-        run_tables(workspace, trackers, log_dir)
+        run_tables(workspace, trackers, log_dir, ci)
     except JobFailed as error:
         problems.append(str(error))
         print(f"tables     FAILED: {error}")
@@ -308,6 +309,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="time for the whole job: each tracker may evaluate for an equal share of what is left "
         "(after %.0f s kept for analysis, report and tables); one that runs out is stopped and "
         "reported (default: %%(default)s)" % RESERVE_SECONDS,
+    )
+    parser.add_argument(
+        "--ci", action=argparse.BooleanOptionalAction, default=None,
+        help="95%% bootstrap intervals over sequences in the tables (default: from 5 sequences on; "
+        "the default benchmark has 4)",
     )
     args = parser.parse_args(argv)
     workspace = args.workspace.resolve()
@@ -338,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             evaluated.append(tracker)
     if evaluated:
-        problems += analyse(workspace, evaluated, env)
+        problems += analyse(workspace, evaluated, env, args.ci)
 
     print(f"\nresults in {workspace / 'results'}, toolkit output in {workspace / 'logs' / 'main_job'}")
     print(f"main job: {time.perf_counter() - started:.0f} s, {len(evaluated)}/{len(args.trackers)} trackers evaluated")

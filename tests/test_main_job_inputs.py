@@ -77,3 +77,15 @@ def test_every_vot_command_of_the_main_job_runs_offline(tmp_path, monkeypatch):
     main_job.run_vot(["evaluate", "pixtrack"], tmp_path, tmp_path / "log.txt", {})
     assert launched == [[sys.executable, "-m", "evaluation.vot_offline", "evaluate", "pixtrack",
                          "--workspace", str(tmp_path)]]
+
+
+@pytest.mark.parametrize("ci, flags", [(None, []), (True, ["--ci"]), (False, ["--no-ci"])])
+def test_the_main_job_passes_its_interval_choice_to_the_tables(tmp_path, monkeypatch, ci, flags):
+    import types
+
+    ran = []
+    monkeypatch.setattr(main_job.subprocess, "run",
+                        lambda command, **kwargs: ran.append(command) or types.SimpleNamespace(returncode=0, stdout=""))
+    main_job.run_tables(tmp_path, ["pixtrack"], tmp_path, ci)
+    command = ran[0]
+    assert command[command.index("--no-progress") + 1:] == flags
