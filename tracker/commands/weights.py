@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracker.backbone import cached_weights_path, convert_weights, read_cache, read_cache_metadata
+    from tracker.vgg_weights import cached_weights_path, convert_weights, read_cache, read_cache_metadata
 
     path = cached_weights_path(args.source)
     if path.is_file() and not args.force:
