@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        ("global", "one global model on ground-truth maps (Sec. 4)")):
         command = sub.add_parser(name, help=text, description=text)
         _recipe_argument(command)
-        data_arguments(command)
+        data_arguments(command, synthesize=True)
         run_arguments(command)
         if name in ("iterative", "local"):
             local_arguments(command)
@@ -102,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     text = "the FCN baseline's offline training (Sec. 3.4): an fcn checkpoint"
     command = sub.add_parser("fcn", help=text, description=text)
     _recipe_argument(command)
-    data_arguments(command)
+    data_arguments(command, synthesize=True)
     run_arguments(command, two_stage=False)
     fcn_arguments(command)
 
@@ -136,7 +136,8 @@ def _check_common(args: argparse.Namespace) -> None:
 
 
 def _training_data(args: argparse.Namespace, out, runtime) -> list:
-    """The sequences the data options name, less --fold's test sequences; synthetic ones in OUT/synthetic."""
+    """The sequences the data options name, less --fold's test sequences; synthetic ones in OUT/synthetic;
+    --synthesize's clips (in memory) from the real ones kept."""
     from tracker.training.folds import read_folds
     from tracker.training.sources import training_sequences
 
@@ -146,7 +147,9 @@ def _training_data(args: argparse.Namespace, out, runtime) -> list:
     def load():
         return training_sequences(args.data, synthetic=args.synthetic, synthetic_frames=args.synthetic_frames,
                                   synthetic_seed=args.synthetic_seed,
-                                  synthetic_folder=out / "synthetic" if args.synthetic else None, exclude=exclude)
+                                  synthetic_folder=out / "synthetic" if args.synthetic else None, exclude=exclude,
+                                  synthesize=args.synthesize, synthesize_frames=args.synthesize_frames,
+                                  synthesize_seed=args.synthesize_seed)
 
     # Rank 0 writes the synthetic sequences; the other ranks read them once written.
     sequences = load() if runtime.is_main else None

@@ -16,7 +16,9 @@ if TYPE_CHECKING:  # heavy imports happen inside the functions, keeping `pixtrac
     from tracker.training.iterative import IterativeSettings
 
 
-def data_arguments(parser: argparse.ArgumentParser) -> None:
+def data_arguments(parser: argparse.ArgumentParser, synthesize: bool = False) -> None:
+    """The training data options; `synthesize` adds --synthesize N (video synthesis), for the
+    commands that pass it to `tracker.training.sources.training_sequences`."""
     group = parser.add_argument_group("training data (any mix)")
     group.add_argument("--data", action="append", default=[], metavar="DIR",
                        help="a VOT sequences folder, one VOT sequence folder or a DAVIS root (repeatable)")
@@ -24,6 +26,14 @@ def data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--synthetic-frames", type=int, default=48, metavar="F", help="frames a synthetic sequence (48)")
     group.add_argument("--synthetic-seed", type=int, default=1000, metavar="S",
                        help="seed of the synthetic training sequences (default 1000, not an evaluation seed)")
+    if synthesize:
+        group.add_argument("--synthesize", type=int, default=0, metavar="N",
+                           help="add N clips synthesised from single annotated frames of the --data sequences "
+                                "left after --fold (tracker.data.video_synthesis; default 0)")
+        group.add_argument("--synthesize-frames", type=int, default=30, metavar="F",
+                           help="frames a synthesised clip (default 30)")
+        group.add_argument("--synthesize-seed", type=int, default=0, metavar="S",
+                           help="seed of the synthesised clips (default 0)")
     group.add_argument("--folds", default=None, metavar="F", help="folds file from `pixtrack train folds`")
     group.add_argument("--fold", type=int, default=None, metavar="I", help="train without fold I's test sequences")
 

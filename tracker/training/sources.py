@@ -17,6 +17,8 @@ from tracker.data import DatasetError, Sequence, load_dataset, load_sequence
 SYNTHETIC_SEED = 1000
 SYNTHETIC_FRAMES = 48
 SYNTHETIC_PREFIX = "train-"
+SYNTHESIZE_FRAMES = 30  # tracker.data.video_synthesis.SynthesisConfig.frames
+SYNTHESIZE_SEED = 0
 
 
 def load_folder(path: str | os.PathLike) -> list[Sequence]:
@@ -59,9 +61,14 @@ def training_sequences(
     synthetic_seed: int = SYNTHETIC_SEED,
     synthetic_folder: str | os.PathLike | None = None,
     exclude: Iterable[str] = (),
+    synthesize: int = 0,
+    synthesize_frames: int = SYNTHESIZE_FRAMES,
+    synthesize_seed: int = SYNTHESIZE_SEED,
 ) -> list[Sequence]:
     """Every sequence of every `data` folder plus `synthetic` generated ones, less `exclude`
-    (e.g. a fold's test sequences). Names must be unique across the mix."""
+    (e.g. a fold's test sequences), plus `synthesize` clips synthesised from the annotated
+    frames of the `data` sequences kept (`tracker.data.video_synthesis`: never from excluded
+    ones). Names must be unique across the mix."""
     sequences: list[Sequence] = []
     origin: dict[str, str] = {}
     for folder in data:
@@ -80,4 +87,15 @@ def training_sequences(
     kept = [s for s in sequences if s.name not in excluded]
     if not kept:
         raise ValueError("no training sequences (give --data folders or --synthetic N)")
+    if synthesize:
+        from tracker.data.video_synthesis import SynthesisConfig, synthesize_sequences
+
+        sources = [s for s in kept if origin[s.name] != "synthetic"]
+        if not sources:
+            raise ValueError("--synthesize makes clips from the --data sequences, and none is left")
+        for clip in synthesize_sequences(sources, synthesize, SynthesisConfig(frames=synthesize_frames),
+                                         seed=synthesize_seed):
+            if clip.name in origin:
+                raise ValueError(f"synthesised clip name {clip.name!r} also comes from {origin[clip.name]}")
+            kept.append(clip)
     return kept
