@@ -82,3 +82,20 @@ def test_registry_command_writes_and_checks(tmp_path, capsys):
     assert "differs from the registry" in capsys.readouterr().err
     assert main(["registry"]) == 0
     assert "| pixtrack | two-stage |" in capsys.readouterr().out
+
+
+def test_the_registry_loads_the_entrys_own_default_checkpoint(monkeypatch, tmp_path):
+    """Two entries can share a factory and differ in their default checkpoint: adding
+    `pixtrack-plus` is one entry, not an edit of the two-stage factory."""
+    from tracker import checkpoint
+
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_DIR", tmp_path)
+    registry.register(TrackerEntry(name="pixtrack-x", factory="tracker.two_stage:build", label="x", description="x",
+                                   checkpoint_kind="two-stage", checkpoint_config="x",
+                                   train_command="pixtrack train iterative --recipe recipes/x.toml"))
+    try:
+        with pytest.raises(FileNotFoundError, match=r"two-stage-x\.safetensors does not exist.*recipes/x\.toml"):
+            registry.build_tracker("pixtrack-x")
+        assert registry.shipped_checkpoint("pixtrack-x") == tmp_path / "two-stage-x.safetensors"
+    finally:
+        registry.unregister("pixtrack-x")

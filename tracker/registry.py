@@ -8,10 +8,13 @@ kept as aliases, and its `trackers.ini` section (label, timeout), which
 `pixtrack registry --write trackers.ini` generates from these entries.
 
 A factory is `"module:callable"`, imported on demand (torch-heavy modules load only when
-used). It is called as `factory(checkpoint=..., device=..., **options)`: `checkpoint` None
-means the shipped default; `precision` is passed only outside fp32 and only to trackers
-whose `precisions` list it; every other keyword must be named in the entry's `options`. It
-returns an object following `tracker.interface.Tracker`. Adding a tracker is one module
+used). It is called as `factory(checkpoint=..., device=..., **options)`. For a tracker with
+weights the registry passes the file to load: the one asked for, or else the entry's own
+default (`checkpoint_kind`, `checkpoint_config`; a missing default is an error saying how
+to make it, `train_command`), so that two entries may share one factory and differ in their
+checkpoint (`pixtrack-plus` and `pixtrack`). `precision` is passed only outside fp32 and only
+to trackers whose `precisions` list it; every other keyword must be named in the entry's
+`options`. It returns an object following `tracker.interface.Tracker`. Adding a tracker is one module
 with such a factory and one entry in `ENTRIES` (docs/adding-a-tracker.md).
 
 The factories live in `baselines` and above: this module names them by string, so the
@@ -52,6 +55,8 @@ class TrackerEntry:
     """The kind of checkpoint it loads (`tracker.checkpoint`); None: it has no weights."""
     checkpoint_config: str = "lite"
     """The configuration of the shipped default: checkpoints/KIND-CONFIG.safetensors."""
+    train_command: str = ""
+    """How to make the default checkpoint, said when it is missing."""
     precisions: tuple[str, ...] = (FP32,)
     aliases: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
@@ -87,6 +92,7 @@ ENTRIES: tuple[TrackerEntry, ...] = (
         label="pixtrack (two-stage)",
         description="global ConvLSTM attention model + local ConvLSTM segmentation (Algorithm 1)",
         checkpoint_kind="two-stage",
+        train_command="pixtrack train iterative --recipe recipes/two-stage-lite.toml",
         precisions=(FP32, "bf16", "fp16"),
         aliases=("two-stage",),
         options=("backbone", "config"),
@@ -97,6 +103,7 @@ ENTRIES: tuple[TrackerEntry, ...] = (
         label="pixtrack 1-stage",
         description="the two-stage tracker's local model; ROI centre by Eq. 5, size fixed at the first frame's",
         checkpoint_kind="two-stage",  # the same file: it is the same local model
+        train_command="pixtrack train iterative --recipe recipes/two-stage-lite.toml",
         precisions=(FP32, "bf16", "fp16"),
         aliases=("1stage",),
         options=("backbone", "config"),
@@ -107,6 +114,7 @@ ENTRIES: tuple[TrackerEntry, ...] = (
         label="pixtrack FCN",
         description="VGG16-to-pool4 + a convolutional head fine-tuned on the first frame; ROI by Eq. 5",
         checkpoint_kind="fcn",
+        train_command="pixtrack train fcn --recipe recipes/fcn-lite.toml",
         aliases=("fcn",),
         options=("backbone", "config", "tuning_iterations"),
     ),
@@ -206,4 +214,10 @@ def build_tracker(name: str, checkpoint: str | None = None, device: str | None =
             raise ValueError(f"tracker {called} runs in fp32 only (precision {precision!r} is for "
                              f"{', '.join(runs)})")
         given["precision"] = precision
+    if found.checkpoint_kind is not None and "config" not in given:  # untrained models take no file
+        from tracker.checkpoint import resolve_checkpoint
+
+        checkpoint = str(resolve_checkpoint(checkpoint, found.checkpoint_kind, found.checkpoint_config,
+                                            tracker=f"{found.name} tracker",
+                                            train_command=found.train_command or "pixtrack train"))
     return found.load_factory()(checkpoint=checkpoint, device=device, **given)
