@@ -40,6 +40,8 @@ _SOURCES, _TARGET, _BACKGROUND, _LIGHTING, _DISTRACTORS = range(5)
 """Random stream of each part of a clip."""
 _WARP_GRID = 4
 """Control points a side of the smooth deformation field."""
+_WARP_SAMPLES = 24
+"""Samples a side of the deformation field once interpolated."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,6 @@ class _Layer:
 class _Clip:
     """Everything a clip's frames are rendered from."""
 
-    name: str
     size: tuple[int, int]  # (H, W)
     background: torch.Tensor  # (1, 3, H, W) uint8 (a quarter of float32's memory in the clip cache)
     background_motion: tuple[tuple[float, float, float], ...]  # zoom, angle, shift x, shift y waves
@@ -396,8 +397,13 @@ class VideoSynthesizer:
         if self.config.object_warp == 0:
             return None
         amplitude = self.config.object_warp * cut.size
-        field_a, field_b = (torch.from_numpy(rng.uniform(-amplitude, amplitude, (1, 2, _WARP_GRID, _WARP_GRID))
-                                             .astype(np.float32)) for _ in range(2))
+        # Random shifts at a few control points, made smooth (C1) by bicubic interpolation once
+        # here, so that rendering samples them bilinearly: a cheap stand-in for a thin-plate spline.
+        field_a, field_b = (F.interpolate(torch.from_numpy(rng.uniform(-amplitude, amplitude, (1, 2, _WARP_GRID,
+                                                                                               _WARP_GRID))
+                                                           .astype(np.float32)),
+                                          size=(_WARP_SAMPLES, _WARP_SAMPLES), mode="bicubic", align_corners=True)
+                            for _ in range(2))
         reach = float((field_a.abs() + field_b.abs()).max())
         return field_a, field_b, 2 * math.pi / (frames * rng.uniform(1.0, 2.5)), rng.uniform(0, 2 * math.pi), reach
 
@@ -475,7 +481,7 @@ class VideoSynthesizer:
         metadata = {"generator": GENERATOR, "seed": str(self.seed), "clip": str(index),
                     "target": cut.origin, "background": background_from,
                     "distractors": "; ".join(distractor_from), "gamma": f"{gamma:.3f}"}
-        return _Clip(self.name(index), (height, width), plate, background_motion, layers, len(behind),
+        return _Clip((height, width), plate, background_motion, layers, len(behind),
                      lighting, metadata)
 
     def clip(self, index: int) -> _Clip:
