@@ -63,6 +63,11 @@ def test_frames_are_deterministic_for_a_seed_and_differ_across_seeds():
     other = VideoSynthesizer(sources, config, seed=6)
     assert first.render(0, 0)[0].tobytes() != other.render(0, 0)[0].tobytes()
     assert first.render(0, 0)[0].tobytes() != first.render(1, 0)[0].tobytes()
+    # A mask read alone is the rendered frame's.
+    for t in range(8):
+        fresh = synthesize_sequences(sources, 4, config, seed=5)[3]
+        assert np.array_equal(fresh.mask(t), first.render(3, t)[1])
+        assert fresh.frame(t).tobytes() == first.render(3, t)[0].tobytes()
     # A clip rebuilt after leaving the cache renders the same bytes.
     small = VideoSynthesizer(sources, SynthesisConfig(frames=8, cache_clips=1), seed=5)
     before = small.render(0, 2)[0].tobytes()
