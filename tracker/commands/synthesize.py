@@ -13,7 +13,7 @@ HELP = "write a few synthesised training clips (video synthesis from single fram
 
 # The same defaults as tracker.data.video_synthesis / tracker.training.arguments (kept equal by
 # a test), repeated so that building the CLI parser imports no torch.
-DEFAULT_FRAMES = 30
+DEFAULT_FRAMES = 40
 DEFAULT_SEED = 0
 
 

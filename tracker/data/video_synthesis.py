@@ -48,8 +48,8 @@ _WARP_SAMPLES = 24
 class SynthesisConfig:
     """How clips are synthesised. Fractions are of the frame diagonal unless said otherwise."""
 
-    frames: int = 30
-    """Frames a clip (a local-model clip of 16 frames at lag 5 needs 22)."""
+    frames: int = 40
+    """Frames a clip: a local-model clip (16 after the first) needs 17, a global one (32) 33."""
     object_scale: float = 0.15
     """The object's scale swings within 1 -/+ this (0.85-1.15)."""
     object_rotation: float = 10.0

@@ -30,8 +30,8 @@ def data_arguments(parser: argparse.ArgumentParser, synthesize: bool = False) ->
         group.add_argument("--synthesize", type=int, default=0, metavar="N",
                            help="add N clips synthesised from single annotated frames of the --data sequences "
                                 "left after --fold (tracker.data.video_synthesis; default 0)")
-        group.add_argument("--synthesize-frames", type=int, default=30, metavar="F",
-                           help="frames a synthesised clip (default 30)")
+        group.add_argument("--synthesize-frames", type=int, default=40, metavar="F",
+                           help="frames a synthesised clip (default 40)")
         group.add_argument("--synthesize-seed", type=int, default=0, metavar="S",
                            help="seed of the synthesised clips (default 0)")
     group.add_argument("--folds", default=None, metavar="F", help="folds file from `pixtrack train folds`")

@@ -17,7 +17,7 @@ from tracker.data import DatasetError, Sequence, load_dataset, load_sequence
 SYNTHETIC_SEED = 1000
 SYNTHETIC_FRAMES = 48
 SYNTHETIC_PREFIX = "train-"
-SYNTHESIZE_FRAMES = 30  # tracker.data.video_synthesis.SynthesisConfig.frames
+SYNTHESIZE_FRAMES = 40  # tracker.data.video_synthesis.SynthesisConfig.frames
 SYNTHESIZE_SEED = 0
 
 
