@@ -11,6 +11,7 @@ import pytest
 
 from tracker.cli import build_parser, prepare
 from tracker.commands.train import RECIPE_COMMANDS
+from tracker.training.arguments import resolved
 from tracker.training.recipes import RecipeError, tomllib
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +41,8 @@ def parse(argv: list[str]):
 
 
 def settings(namespace) -> dict:
-    return {key: value for key, value in vars(namespace).items() if key not in ("recipe", "_run")}
+    """The parsed options, defaults read from their settings dataclasses."""
+    return {key: resolved(value) for key, value in vars(namespace).items() if key not in ("recipe", "_run")}
 
 
 def test_there_is_a_recipe_for_each_shipped_checkpoint_and_the_paper():
@@ -71,7 +73,7 @@ def test_flags_beside_a_recipe_override_it_wherever_they_stand():
     assert before.local_iterations == after.local_iterations == 5
     assert before.no_insert and not after.no_insert
     assert after.global_update_iterations == 200 and after.local_lr == 3e-4  # the rest from the recipe
-    assert parse(["train", "iterative", "--out", "x"]).local_iterations == 2000  # no recipe: the defaults
+    assert resolved(parse(["train", "iterative", "--out", "x"]).local_iterations) == 2000  # no recipe: the defaults
 
 
 def test_a_bad_recipe_is_a_clear_error(tmp_path, capsys):

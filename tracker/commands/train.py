@@ -22,11 +22,13 @@ from __future__ import annotations
 import argparse
 
 from tracker.training.arguments import (
+    SettingsDefault,
     data_arguments,
-    fcn_arguments,
     global_arguments,
     iterative_settings,
     local_arguments,
+    replace_given,
+    resolved,
     run_arguments,
 )
 
@@ -72,8 +74,34 @@ def _write_run_recipe(args: argparse.Namespace) -> None:
     for action in _options(args.train_command):
         option = max(action.option_strings, key=len)
         if option.startswith("--") and option not in ("--help", RECIPE_OPTION):
-            options[option[2:]] = getattr(args, action.dest)
+            options[option[2:]] = resolved(getattr(args, action.dest))
     write_run_recipe(args.out, args.train_command, options)
+
+
+def _fcn_default(attribute: str) -> SettingsDefault:
+    return SettingsDefault("baselines.fcn_training:FCNTrainingConfig", attribute)
+
+
+def fcn_arguments(parser: argparse.ArgumentParser) -> None:
+    """The FCN's training options; their defaults are `baselines.fcn_training.FCNTrainingConfig`'s."""
+    group = parser.add_argument_group("FCN baseline (Sec. 3.4; single Sec. 3.3 ROIs, Eq. 2)")
+    group.add_argument("--output", default=None, metavar="FILE",
+                       help="the fcn checkpoint to write (default checkpoints/fcn-CONFIG.safetensors, "
+                            "the one the fcn tracker loads)")
+    group.add_argument("--clip-frames", type=int, default=_fcn_default("clip.frames"), metavar="T",
+                       help="frames after the initial one a clip; every frame is an example (%(default)s)")
+    group.add_argument("--lag", type=int, default=_fcn_default("clip.lag"),
+                       help="ROIs centred by the mask this many frames back (%(default)s)")
+    group.add_argument("--clips-per-sequence", type=int, default=_fcn_default("clips_per_sequence"),
+                       help="clips a sequence a pass (%(default)s)")
+    group.add_argument("--views", type=int, default=_fcn_default("views"), help="cached passes over the clips (%(default)s)")
+    group.add_argument("--iterations", type=int, default=_fcn_default("loop.iterations"), help="optimiser steps (%(default)s)")
+    group.add_argument("--lr", type=float, default=_fcn_default("loop.lr"), help="Adam's learning rate (%(default)s)")
+    group.add_argument("--batch", type=int, default=_fcn_default("batch_size"), help="ROIs a step (%(default)s)")
+    group.add_argument("--log-every", type=int, default=_fcn_default("loop.log_every"),
+                       help="iterations a row of OUT/fcn_loss.csv (%(default)s)")
+    group.add_argument("--save-every", type=int, default=_fcn_default("loop.save_every"),
+                       help="iterations between resume points (%(default)s)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,16 +191,17 @@ def _training_data(args: argparse.Namespace, out, runtime) -> list:
 
 
 def _fcn_settings(args: argparse.Namespace):
+    """The parsed command line as `FCNTrainingConfig`: its own defaults, replaced by what was given."""
     from baselines.fcn_training import FCNTrainingConfig
-    from tracker.training.loop import LoopConfig
-    from tracker.training.samples import ClipConfig
 
-    return FCNTrainingConfig(
-        config_name=args.config,
-        clip=ClipConfig(frames=args.clip_frames, lag=args.lag, insert_noise=False),
+    defaults = FCNTrainingConfig()
+    return replace_given(
+        defaults, config_name=args.config, seed=args.seed,
+        clip=replace_given(defaults.clip, frames=args.clip_frames, lag=args.lag, insert_noise=False),
         clips_per_sequence=args.clips_per_sequence, views=args.views,
-        loop=LoopConfig(iterations=args.iterations, lr=args.lr, log_every=args.log_every, save_every=args.save_every),
-        batch_size=args.batch, seed=args.seed,
+        loop=replace_given(defaults.loop, iterations=args.iterations, lr=args.lr, log_every=args.log_every,
+                           save_every=args.save_every),
+        batch_size=args.batch,
     )
 
 

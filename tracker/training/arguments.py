@@ -4,16 +4,66 @@ functions, so that a local model trained by either is trained alike; and the par
 arguments as `IterativeSettings` (`iterative_settings`).
 
 They live with training, not with the command line, because the evaluation layer uses them
-too and may not import the command line (tests/test_layers.py).
+too and may not import the command line (tests/test_layers.py). Every default that a
+settings dataclass declares is read from it (`SettingsDefault`), never declared again here.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+import dataclasses
+import importlib
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # heavy imports happen inside the functions, keeping `pixtrack --help` fast
     from tracker.training.iterative import IterativeSettings
+
+T = TypeVar("T")
+
+
+class SettingsDefault:
+    """An option's default as its settings dataclass declares it, read from there only when
+    it is used or shown (`%(default)s` in --help): the default is declared once, and building
+    the parser imports no torch. An option left at it gives the settings' own value."""
+
+    def __init__(self, settings: str, attribute: str) -> None:
+        self.settings = settings
+        """`module:Class` of a dataclass whose fields all have defaults."""
+        self.attribute = attribute
+        """Dotted path to the field in `Class()`, e.g. `local_loop.iterations`."""
+
+    def value(self) -> Any:
+        module, _, name = self.settings.partition(":")
+        value = getattr(importlib.import_module(module), name)()
+        for part in self.attribute.split("."):
+            value = getattr(value, part)
+        return value
+
+    def __str__(self) -> str:
+        return str(self.value())
+
+    def __repr__(self) -> str:
+        return f"SettingsDefault({self.settings!r}, {self.attribute!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SettingsDefault) and (other.settings, other.attribute) == (self.settings, self.attribute)
+
+    def __hash__(self) -> int:
+        return hash((self.settings, self.attribute))
+
+
+def resolved(value: Any) -> Any:
+    """A parsed option's value, its settings default read where it was left at that."""
+    return value.value() if isinstance(value, SettingsDefault) else value
+
+
+def replace_given(settings: T, **values: Any) -> T:
+    """`settings` with the fields in `values` replaced, except those left at their default."""
+    return dataclasses.replace(settings, **{k: v for k, v in values.items() if not isinstance(v, SettingsDefault)})
+
+
+def _iterative(attribute: str) -> SettingsDefault:
+    return SettingsDefault("tracker.training.iterative:IterativeSettings", attribute)
 
 
 def data_arguments(parser: argparse.ArgumentParser, synthesize: bool = False) -> None:
@@ -59,87 +109,89 @@ def run_arguments(parser: argparse.ArgumentParser, two_stage: bool = True) -> No
 
 def local_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("local model (Sec. 3.3, Eq. 2)")
-    group.add_argument("--clip-frames", type=int, default=16, metavar="T", help="frames after the initial one (16)")
+    group.add_argument("--clip-frames", type=int, default=_iterative("clip.frames"), metavar="T",
+                       help="frames after the initial one (%(default)s)")
     group.add_argument("--no-insert", action="store_true", help="no noisy-frame insertion (the Fig. 3/4 ablation)")
-    group.add_argument("--lag", type=int, default=5, help="ROIs centred by the mask this many frames back (5)")
-    group.add_argument("--clips-per-sequence", type=int, default=4, help="local clips a sequence a pass (4)")
-    group.add_argument("--views", type=int, default=4, help="cached passes over the clips (4; feature cache only)")
-    group.add_argument("--local-iterations", type=int, default=2000)
-    group.add_argument("--local-lr", type=float, default=1e-4)
-    group.add_argument("--local-batch", type=int, default=4)
+    group.add_argument("--lag", type=int, default=_iterative("clip.lag"),
+                       help="ROIs centred by the mask this many frames back (%(default)s)")
+    group.add_argument("--clips-per-sequence", type=int, default=_iterative("local_clips_per_sequence"),
+                       help="local clips a sequence a pass (%(default)s)")
+    group.add_argument("--views", type=int, default=_iterative("local_views"),
+                       help="cached passes over the clips (%(default)s; feature cache only)")
+    group.add_argument("--local-iterations", type=int, default=_iterative("local_loop.iterations"),
+                       help="optimiser steps a local stage (%(default)s)")
+    group.add_argument("--local-lr", type=float, default=_iterative("local_loop.lr"),
+                       help="Adam's learning rate (%(default)s)")
+    group.add_argument("--local-batch", type=int, default=_iterative("local_batch"), help="clips a step (%(default)s)")
     group.add_argument("--local-warm-start", action="store_true", help="step 5 fine-tunes local model 1")
     group.add_argument("--local-init", default=None, metavar="FCN",
                        help="start every local model's F-CNN convs and decoder from this FCN checkpoint "
                             "(`pixtrack train fcn`, same --config; not in the paper: a CPU-budget shortcut)")
-    group.add_argument("--validate-every", type=int, default=0, metavar="K",
-                       help="early termination: Eq. 2 on held-out clips every K iterations (a multiple of 10; 0 = off)")
-    group.add_argument("--patience", type=int, default=0, metavar="P",
-                       help="stop after P validations without improvement, keeping the best weights (0 = never)")
+    group.add_argument("--validate-every", type=int, default=_iterative("local_loop.validate_every"), metavar="K",
+                       help="early termination: Eq. 2 on held-out clips every K iterations (a multiple of 10; "
+                            "0 = off; default %(default)s)")
+    group.add_argument("--patience", type=int, default=_iterative("local_loop.patience"), metavar="P",
+                       help="stop after P validations without improvement, keeping the best weights "
+                            "(0 = never; default %(default)s)")
 
 
 def global_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("global model (Sec. 4, Eq. 4)")
-    group.add_argument("--global-frames", type=int, default=32, metavar="T", help="sequence length T (32)")
-    group.add_argument("--global-clips-per-sequence", type=int, default=8)
-    group.add_argument("--global-iterations", type=int, default=20000, help="step 2 iterations (20000)")
-    group.add_argument("--global-lr", type=float, default=1e-4)
-    group.add_argument("--global-update-iterations", type=int, default=5000, help="step 4 iterations (5000)")
-    group.add_argument("--global-update-lr", type=float, default=3e-5)
-    group.add_argument("--global-batch", type=int, default=8)
-    group.add_argument("--object-weight", type=float, default=40.0, help="Eq. 4 weight of object pixels (40)")
-    group.add_argument("--global-lambda", type=float, default=0.1, help="Eq. 4 lambda of ||theta_t - theta_t-1|| (0.1)")
-    group.add_argument("--first-frame", type=int, default=5, help="Eq. 4 loss from frame i (5)")
-    group.add_argument("--warmup", type=int, default=5, help="first-mask warm-up steps, as the tracker does (5)")
-    group.add_argument("--dilation-start", type=int, default=21, help="first dilation kernel side (21; 1 = none)")
-    group.add_argument("--dilation-step", type=int, default=4, help="kernel shrink a step (4)")
-    group.add_argument("--dilation-every", type=int, default=10000, help="iterations between shrinks (10000)")
-    group.add_argument("--track-clips-per-sequence", type=int, default=4, help="tracked clips a sequence, steps 3/5 (4)")
-
-
-def fcn_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("FCN baseline (Sec. 3.4; single Sec. 3.3 ROIs, Eq. 2)")
-    group.add_argument("--output", default=None, metavar="FILE",
-                       help="the fcn checkpoint to write (default checkpoints/fcn-CONFIG.safetensors, "
-                            "the one the fcn tracker loads)")
-    group.add_argument("--clip-frames", type=int, default=8, metavar="T",
-                       help="frames after the initial one a clip; every frame is an example (8)")
-    group.add_argument("--lag", type=int, default=5, help="ROIs centred by the mask this many frames back (5)")
-    group.add_argument("--clips-per-sequence", type=int, default=4, help="clips a sequence a pass (4)")
-    group.add_argument("--views", type=int, default=1, help="cached passes over the clips (1)")
-    group.add_argument("--iterations", type=int, default=2000, help="optimiser steps (2000)")
-    group.add_argument("--lr", type=float, default=1e-4, help="Adam's learning rate (1e-4)")
-    group.add_argument("--batch", type=int, default=16, help="ROIs a step (16)")
-    group.add_argument("--log-every", type=int, default=50, help="iterations a row of OUT/fcn_loss.csv (50)")
-    group.add_argument("--save-every", type=int, default=500, help="iterations between resume points (500)")
+    group.add_argument("--global-frames", type=int, default=_iterative("global_frames"), metavar="T",
+                       help="sequence length T (%(default)s)")
+    group.add_argument("--global-clips-per-sequence", type=int, default=_iterative("global_clips_per_sequence"),
+                       help="global clips a sequence (%(default)s)")
+    group.add_argument("--global-iterations", type=int, default=_iterative("global_loop.iterations"),
+                       help="step 2 iterations (%(default)s)")
+    group.add_argument("--global-lr", type=float, default=_iterative("global_loop.lr"),
+                       help="step 2 learning rate (%(default)s)")
+    group.add_argument("--global-update-iterations", type=int, default=_iterative("global_update_loop.iterations"),
+                       help="step 4 iterations (%(default)s)")
+    group.add_argument("--global-update-lr", type=float, default=_iterative("global_update_loop.lr"),
+                       help="step 4 learning rate (%(default)s)")
+    group.add_argument("--global-batch", type=int, default=_iterative("global_batch"), help="clips a step (%(default)s)")
+    group.add_argument("--object-weight", type=float, default=_iterative("object_weight"),
+                       help="Eq. 4 weight of object pixels (%(default)s)")
+    group.add_argument("--global-lambda", type=float, default=_iterative("global_lambda"),
+                       help="Eq. 4 lambda of ||theta_t - theta_t-1|| (%(default)s)")
+    group.add_argument("--first-frame", type=int, default=_iterative("first_frame"),
+                       help="Eq. 4 loss from frame i (%(default)s)")
+    group.add_argument("--warmup", type=int, default=_iterative("warmup"),
+                       help="first-mask warm-up steps, as the tracker does (%(default)s)")
+    group.add_argument("--dilation-start", type=int, default=_iterative("dilation.start"),
+                       help="first dilation kernel side (%(default)s; 1 = none)")
+    group.add_argument("--dilation-step", type=int, default=_iterative("dilation.step"),
+                       help="kernel shrink a step (%(default)s)")
+    group.add_argument("--dilation-every", type=int, default=_iterative("dilation.every"),
+                       help="iterations between shrinks (%(default)s)")
+    group.add_argument("--track-clips-per-sequence", type=int, default=_iterative("track_clips_per_sequence"),
+                       help="tracked clips a sequence, steps 3/5 (%(default)s)")
 
 
 def iterative_settings(args: argparse.Namespace) -> IterativeSettings:
-    """The parsed command line as `IterativeSettings` (the ablations reuse it to train alike)."""
-    from tracker.training.curriculum import DilationSchedule
+    """The parsed command line as `IterativeSettings` (the ablations reuse it to train alike):
+    the settings' own defaults, replaced by what was given."""
     from tracker.training.iterative import IterativeSettings
-    from tracker.training.loop import LoopConfig
-    from tracker.training.samples import ClipConfig
 
     defaults = IterativeSettings()
     values = {"config": args.config, "seed": args.seed}
     if hasattr(args, "clip_frames"):
         values.update(
-            clip=ClipConfig(frames=args.clip_frames, lag=args.lag, insert_noise=not args.no_insert),
-            local_clips_per_sequence=args.clips_per_sequence, local_views=args.views,
-            local_loop=LoopConfig(iterations=args.local_iterations, lr=args.local_lr,
-                                  validate_every=args.validate_every, patience=args.patience),
-            local_batch=args.local_batch, local_warm_start=args.local_warm_start, local_init=args.local_init,
+            clip=replace_given(defaults.clip, frames=args.clip_frames, lag=args.lag, insert_noise=not args.no_insert),
+            local_loop=replace_given(defaults.local_loop, iterations=args.local_iterations, lr=args.local_lr,
+                                     validate_every=args.validate_every, patience=args.patience),
+            local_clips_per_sequence=args.clips_per_sequence, local_views=args.views, local_batch=args.local_batch,
+            local_warm_start=args.local_warm_start, local_init=args.local_init,
         )
     if hasattr(args, "global_frames"):
         values.update(
+            global_loop=replace_given(defaults.global_loop, iterations=args.global_iterations, lr=args.global_lr),
+            global_update_loop=replace_given(defaults.global_update_loop, iterations=args.global_update_iterations,
+                                             lr=args.global_update_lr),
+            dilation=replace_given(defaults.dilation, start=args.dilation_start, step=args.dilation_step,
+                                   every=args.dilation_every),
             global_frames=args.global_frames, global_clips_per_sequence=args.global_clips_per_sequence,
-            global_loop=LoopConfig(iterations=args.global_iterations, lr=args.global_lr),
-            global_update_loop=LoopConfig(iterations=args.global_update_iterations, lr=args.global_update_lr),
             global_batch=args.global_batch, object_weight=args.object_weight, global_lambda=args.global_lambda,
-            first_frame=args.first_frame, warmup=args.warmup,
-            dilation=DilationSchedule(start=args.dilation_start, step=args.dilation_step, every=args.dilation_every),
-            track_clips_per_sequence=args.track_clips_per_sequence,
+            first_frame=args.first_frame, warmup=args.warmup, track_clips_per_sequence=args.track_clips_per_sequence,
         )
-    import dataclasses
-
-    return dataclasses.replace(defaults, **values)
+    return replace_given(defaults, **values)
