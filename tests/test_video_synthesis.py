@@ -75,6 +75,15 @@ def test_frames_are_deterministic_for_a_seed_and_differ_across_seeds():
     assert small.render(0, 2)[0].tobytes() == before
 
 
+def test_many_distinct_clips_and_a_clip_survives_pickling():
+    import pickle
+
+    clips = synthesize_sequences([flat_sequence("alpha"), flat_sequence("beta")], 60, SynthesisConfig(frames=3))
+    assert len({clip.frame(0).tobytes() for clip in clips}) == 60
+    copy = pickle.loads(pickle.dumps(clips[7]))  # as a data-loading worker receives it
+    assert copy.frame(2).tobytes() == clips[7].frame(2).tobytes() and copy.name == clips[7].name
+
+
 def test_the_mask_is_exactly_the_pasted_object():
     sources = [flat_sequence("alpha"), flat_sequence("beta")]
     synthesizer = VideoSynthesizer(sources, SynthesisConfig(frames=6, **FLAT), seed=0)
