@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import types
 from collections.abc import Callable, Iterator, Sequence as Seq
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,14 +55,39 @@ def perturb_frame(frame: np.ndarray, pixels: int, rng: np.random.Generator) -> n
     return flat.reshape(np.shape(frame))
 
 
-def _image_convolutions(tracker: Any) -> list[nn.Conv2d]:
-    """The convolutions that take the RGB image, in every module the tracker holds."""
-    modules = [value for value in vars(tracker).values() if isinstance(value, nn.Module)]
-    found: dict[int, nn.Conv2d] = {}
-    for module in modules:
-        for layer in module.modules():
-            if isinstance(layer, nn.Conv2d) and layer.in_channels == 3:
-                found[id(layer)] = layer
+def _takes_the_image(layer: nn.Module) -> bool:
+    """A convolution with 3 input channels: nn.Conv2d, or any module with a 4-D `weight` of
+    shape [out, 3, kh, kw] (the frozen backbone keeps its kernels as buffers)."""
+    if isinstance(layer, nn.Conv2d):
+        return layer.in_channels == 3
+    weight = getattr(layer, "weight", None)
+    return isinstance(weight, torch.Tensor) and weight.dim() == 4 and weight.shape[1] == 3
+
+
+def _image_convolutions(tracker: Any) -> list[nn.Module]:
+    """The convolutions that take the RGB image, in every module the tracker holds, directly
+    or through its helper objects (a segmenter holding the backbone), a few levels deep."""
+    found: dict[int, nn.Module] = {}
+    seen: set[int] = set()
+
+    def visit(value: Any, depth: int) -> None:
+        if id(value) in seen or depth > 3:
+            return
+        seen.add(id(value))
+        if isinstance(value, nn.Module):
+            found.update({id(layer): layer for layer in value.modules() if _takes_the_image(layer)})
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item, depth + 1)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item, depth + 1)
+        elif hasattr(value, "__dict__") and not isinstance(value, (type, types.ModuleType, types.FunctionType,
+                                                                   types.MethodType)):
+            for attribute in vars(value).values():
+                visit(attribute, depth + 1)
+
+    visit(tracker, 0)
     return list(found.values())
 
 

@@ -114,3 +114,29 @@ def test_pixtrack_perturb_reports_every_sequence(tmp_path, capsys):
     assert main(["perturb", "--tracker", "static", "--dataset", str(root), "--noise", "ulp", "--device", "cpu",
                  "--out", str(out)]) == 2
     assert "no convolution on the image" in capsys.readouterr().err
+
+
+class BufferConv(nn.Module):
+    """A convolution keeping its kernel as a buffer, as the frozen backbone does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.ones(2, 3, 3, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv2d(x, self.weight, padding=1)
+
+
+class Segmenter:
+    def __init__(self) -> None:
+        self.backbone = nn.Sequential(BufferConv(), nn.Conv2d(2, 2, 3))
+
+
+class HoldsAHelper:
+    def __init__(self) -> None:
+        self.segmenter = Segmenter()
+
+
+def test_ulp_noise_finds_the_backbone_behind_a_helper_object():
+    with ulp_noise(HoldsAHelper(), seed=0) as hooked:
+        assert hooked == 1
