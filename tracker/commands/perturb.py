@@ -16,7 +16,7 @@ HELP = "rerun a tracker on input perturbed at the level of kernel rounding; repo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracker", default="two-stage", help="registered tracker name (default: two-stage)")
+    parser.add_argument("--tracker", default="pixtrack", help="registered tracker name, as `pixtrack registry` lists them (default: pixtrack)")
     parser.add_argument("--checkpoint", default=None, help="weights file (default: the tracker's shipped checkpoint)")
     parser.add_argument("--dataset", required=True, help="VOT sequences folder, DAVIS root, or one sequence folder")
     parser.add_argument("--sequences", nargs="+", default=None, help="only these sequences of --dataset")
