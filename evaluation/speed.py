@@ -283,7 +283,7 @@ def components(tracker: Any, frame: np.ndarray, state: Any) -> dict[str, Callabl
             image = frame_to_device(frame, tracker.device)
             box = state.roi
             roi_image = geometry.crop(image, box, tracker.roi_size)
-            prob_roi, _ = tracker.local_model.step(roi_image, state.local)
+            prob_roi, _ = tracker.segment_roi(roi_image, box, state)
             prob = geometry.paste(prob_roi, box, state.frame_size)
             threshold = tracker.map_threshold
 
@@ -295,7 +295,7 @@ def components(tracker: Any, frame: np.ndarray, state: Any) -> dict[str, Callabl
                 "upload": lambda: frame_to_device(frame, tracker.device),
                 "global": lambda: tracker.global_model.step(state.global_input, state.aspect, state.global_state),
                 "crop": lambda: geometry.crop(image, box, tracker.roi_size),
-                "local": lambda: tracker.local_model.step(roi_image, state.local),
+                "local": lambda: tracker.segment_roi(roi_image, box, state),
                 "paste": lambda: geometry.paste(prob_roi, box, state.frame_size),
                 "next": next_input,
                 "download": lambda: prob[0, 0].float().cpu().numpy(),

@@ -215,13 +215,7 @@ class TwoStageTracker:
         theta_est = geometry.box_to_theta(object_box, state.frame_size)
         box = geometry.roi_from_object_box(object_box) if given is None else given
 
-        roi_image = geometry.crop(image, box, self.roi_size)
-        memory = align_state(state.local, state.roi, box) if self.align_state else state.local
-        if state.previous_map is None:
-            prob_roi, local_state = self.local_model.step(roi_image, memory)
-        else:
-            prior = geometry.crop(state.previous_map, box, self.roi_size)
-            prob_roi, local_state = self.local_model.step(roi_image, memory, prior)
+        prob_roi, local_state = self.segment_roi(geometry.crop(image, box, self.roi_size), box, state)
         prob = geometry.paste(prob_roi, box, state.frame_size)
         next_input = prob if self.map_threshold is None else (prob >= self.map_threshold).to(prob.dtype)
         new_state = dataclasses.replace(
@@ -238,6 +232,15 @@ class TwoStageTracker:
         return prob[0, 0].float().cpu().numpy(), new_state
 
     # --- helpers ------------------------------------------------------------------------
+
+    def segment_roi(self, roi_image: Tensor, box: Tensor, state: TwoStageState) -> tuple[Tensor, Any]:
+        """The local model on the ROI image cropped at `box`: (map [1, 1, S, S], its new state),
+        with the options beyond the paper its configuration asks for (memory moved from the
+        last ROI, the previous map cropped at `box`)."""
+        memory = align_state(state.local, state.roi, box) if self.align_state else state.local
+        if state.previous_map is None:
+            return self.local_model.step(roi_image, memory)
+        return self.local_model.step(roi_image, memory, geometry.crop(state.previous_map, box, self.roi_size))
 
     @staticmethod
     def _sane_object_box(box: Tensor, frame_size: tuple[int, int]) -> Tensor:
