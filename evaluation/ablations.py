@@ -7,6 +7,8 @@ CSV in --out) and plots (ROC curves with the AUC, framewise IoU curves; PNG and 
         --checkpoint pixtrack=PATH --checkpoint pixtrack-fcn=PATH [--checkpoint pixtrack-1stage=PATH]
     python -m evaluation.ablations memory --dataset DIR [--folds F --fold I] --out DIR
         --checkpoint PATH [--protocol gt-roi|tracking]
+    python -m evaluation.ablations options --dataset DIR --folds F --fold I --out DIR
+        --global-from CHECKPOINT [--configs lite lite+prior ...] [pixtrack train local's options]
 
 - insertion (paper Sec. 3.4, Fig. 4): two local models trained exactly alike (`pixtrack train
   local`'s machinery: `IterativeRun`'s `local` stage, same seed and settings) except for
@@ -25,6 +27,11 @@ CSV in --out) and plots (ROC curves with the AUC, framewise IoU curves; PNG and 
   that initialisation contributes at tracking time; a model trained from zero memory would
   need a training option that does not exist yet.
 
+- options (`pixtrack-plus`): local models of configurations with the options beyond Table 1
+  (previous-map prior, state alignment; `tracker.config`) trained alike on one set of cached
+  clips, each paired with the same global model, then Table 3 and pixel AUC under full
+  tracking on held-out sequences, with each row's training time.
+
 --lengths adds the length table (Table 2 for insertion and memory, Table 3 for trackers,
 where it is the default) through `evaluation.protocols.evaluate_lengths`. Runs are cached in
 OUT/cache (`evaluation.results_cache`, keyed by the checkpoint's content), so a second call
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 import sys
 from collections.abc import Callable, Mapping
 from collections.abc import Sequence as Seq
@@ -46,7 +54,10 @@ from torch import Tensor, nn
 
 from evaluation.protocols import CLIP_LENGTH, GT_ROI, PAPER_LENGTHS, PAPER_THRESHOLDS, PROTOCOLS, TRACKING, TrackerSpec
 
-ABLATIONS = ("insertion", "trackers", "memory")
+ABLATIONS = ("insertion", "trackers", "memory", "options")
+OPTION_CONFIGS = ("lite", "lite+prior-pool4", "lite+prior", "lite+align", "lite+prior+align")
+"""The options ablation's default rows: Table 1's local model, each option beyond it alone,
+and together (tracker.config)."""
 INSERTION_VARIANTS = {"with insertion": True, "without insertion": False}
 MEMORY_VARIANTS = ("learned init", "zero init")
 TRACKER_NAMES = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn")
@@ -231,21 +242,30 @@ def _settings(args: argparse.Namespace, protocol: str, device: str) -> Evaluatio
 # ----------------------------------------------------------------------------- the ablations
 
 
-def run_insertion(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
-    """Train the two local models (resumable), then compare them on held-out clips (Table 2 protocol)."""
+@dataclasses.dataclass
+class TrainingSetup:
+    """What the ablations that train share: held-out and training sequences, the runtime, one backbone."""
+
+    test: list[Any]
+    train: list[Any]
+    dataset_key: str
+    runtime: Any
+    backbone: nn.Module
+    base: Any  # IterativeSettings from the command line
+    feature_cache: bool | None
+    say: Callable[[str], None]
+
+
+def training_setup(args: argparse.Namespace, backbone: nn.Module | None, what: str) -> TrainingSetup:
+    """Held-out sequences (--folds/--fold or --test), training ones without them (an overlap is
+    an error), the runtime and the backbone, for an ablation that trains its variants."""
     from evaluation.results_cache import dataset_id
-    from tracker.training.arguments import iterative_settings as training_settings
     from tracker.config import get_config
     from tracker.data import load_dataset
-    from tracker.local_model import LocalModel
+    from tracker.training.arguments import iterative_settings as training_settings
     from tracker.training.hardware import Runtime
-    from tracker.training.iterative import IterativeRun
     from tracker.training.sources import training_sequences
-    from tracker.training.weights import load_model_weights
 
-    if args.no_insert:
-        raise ValueError("--no-insert: the insertion ablation trains both variants, with and without")
-    model_config = get_config(args.config)
     out = Path(args.out)
     if args.test is not None:
         if args.folds is not None or args.fold is not None:
@@ -256,7 +276,7 @@ def run_insertion(args: argparse.Namespace, backbone: nn.Module | None = None) -
         test, exclude = held_out(args.dataset, args.folds, args.fold)
         dataset_key = dataset_id(args.dataset)
     else:
-        raise ValueError("the insertion ablation evaluates on held-out sequences: give --folds F --fold I "
+        raise ValueError(f"the {what} ablation evaluates on held-out sequences: give --folds F --fold I "
                          "(train on the fold's training sequences, test on its test ones) or --test DIR")
     train = training_sequences([args.dataset, *args.data], synthetic=args.synthetic,
                                synthetic_frames=args.synthetic_frames, synthetic_seed=args.synthetic_seed,
@@ -268,14 +288,30 @@ def run_insertion(args: argparse.Namespace, backbone: nn.Module | None = None) -
         torch.set_num_threads(args.threads)
     runtime = Runtime.start(args.device, amp=not args.no_amp)
     if runtime.distributed:
-        raise ValueError("run the insertion ablation in one process (not under torchrun)")
+        raise ValueError(f"run the {what} ablation in one process (not under torchrun)")
     if backbone is None:
         from tracker.backbone import VGG16Pool4
 
-        backbone = VGG16Pool4(model_config.local.backbone)
-    base = training_settings(args)
+        backbone = VGG16Pool4(get_config(args.config).local.backbone)
     feature_cache = {"auto": None, "on": True, "off": False}[args.feature_cache]
     say = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    return TrainingSetup(test, train, dataset_key, runtime, backbone, training_settings(args), feature_cache, say)
+
+
+def run_insertion(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
+    """Train the two local models (resumable), then compare them on held-out clips (Table 2 protocol)."""
+    from tracker.config import get_config
+    from tracker.local_model import LocalModel
+    from tracker.training.iterative import IterativeRun
+    from tracker.training.weights import load_model_weights
+
+    if args.no_insert:
+        raise ValueError("--no-insert: the insertion ablation trains both variants, with and without")
+    model_config = get_config(args.config)
+    out = Path(args.out)
+    setup = training_setup(args, backbone, "insertion")
+    test, train, runtime, backbone, base = setup.test, setup.train, setup.runtime, setup.backbone, setup.base
+    say, feature_cache, dataset_key = setup.say, setup.feature_cache, setup.dataset_key
     weights: dict[str, Path] = {}
     for label, insert in INSERTION_VARIANTS.items():
         settings = dataclasses.replace(base, clip=dataclasses.replace(base.clip, insert_noise=insert))
@@ -347,10 +383,78 @@ def run_memory(args: argparse.Namespace, backbone: nn.Module | None = None) -> s
                    "Memory initialisation: learned vs zeros")
 
 
-RUNNERS: Mapping[str, Callable[..., str]] = {"insertion": run_insertion, "trackers": run_trackers, "memory": run_memory}
-
 
 # ----------------------------------------------------------------------------- command line
+
+
+def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
+    """Local models of several configurations (the options beyond Table 1: tracker.config),
+    trained exactly alike on the same cached clips (the backbone runs once), each paired with
+    the same global model (--global-from), then Table 3 (full tracking) and pixel AUC on the
+    held-out sequences; the training time of each row beside it."""
+    import json
+    import time
+
+    from tracker.config import get_config
+    from tracker.registry import build_tracker
+    from tracker.training.feature_cache import share_feature_cache
+    from tracker.training.iterative import IterativeRun
+
+    configs = [name for value in args.configs for name in value.split(",") if name]
+    models = {name: get_config(name) for name in configs}  # an unknown name fails before anything runs
+    inputs = {(m.local.backbone, m.local.roi_size, m.local.mask_dilation) for m in models.values()}
+    if len(inputs) > 1:
+        raise ValueError(f"configurations {configs} feed the backbone differently (backbone, ROI size, mask "
+                         "dilation): their cached clips differ, compare them with separate runs")
+    out = Path(args.out)
+    setup = training_setup(args, backbone, "options")
+    checkpoints: dict[str, Path] = {}
+    seconds: dict[str, float] = {}
+    first_cache: Path | None = None
+    for name in configs:
+        settings = dataclasses.replace(setup.base, config=name)
+        folder = out / "train" / name
+        cache = folder / "cache" / "local"
+        if first_cache is not None and share_feature_cache(first_cache, cache):
+            setup.say(f"[{name}] reusing the cached clips of {first_cache.parent.parent.name}")
+        first_cache = first_cache or cache
+        job = IterativeRun(folder, setup.train, settings, setup.runtime, workers=args.workers,
+                           feature_cache=setup.feature_cache, keep_cache=True, backbone=setup.backbone,
+                           progress=not args.quiet, say=setup.say)
+        timing = folder / "train-seconds.json"
+        started = time.perf_counter()
+        job.run_stages(["local"], "run-local")
+        if not timing.is_file():
+            timing.write_text(json.dumps({"seconds": time.perf_counter() - started,
+                                          "threads": torch.get_num_threads()}) + "\n")
+        seconds[name] = json.loads(timing.read_text())["seconds"]
+        job.adopt_global(args.global_from)
+        checkpoints[name] = job.assemble("local", "global", "evaluation.ablations options")
+    if not args.keep_cache:
+        for name in configs:
+            shutil.rmtree(out / "train" / name / "cache", ignore_errors=True)
+
+    device = str(setup.runtime.device)
+
+    def factory(path: str):
+        return build_tracker("pixtrack", checkpoint=path, device=device, backbone=setup.backbone)
+
+    specs = [TrackerSpec(name, factory, str(path)) for name, path in checkpoints.items()]
+    settings = _settings(args, TRACKING, device)
+    text = compare("options", specs, setup.test, settings, out, _cache(args), setup.dataset_key,
+                   "Local-model options beyond Table 1 (two-stage, full tracking)")
+    rows = ["| configuration | options | training (min) |", "|---|---|---|"]
+    with open(out / "options_training.csv", "w", encoding="utf-8") as handle:
+        handle.write("configuration,options,training_seconds\n")
+        for name in configs:
+            options = "+".join(models[name].local.beyond_paper) or "none (Table 1)"
+            rows.append(f"| {name} | {options} | {seconds[name] / 60:.1f} |")
+            handle.write(f"{name},{options},{seconds[name]:.1f}\n")
+    return text + "\n\n" + "\n".join(rows)
+
+
+RUNNERS: Mapping[str, Callable[..., str]] = {"insertion": run_insertion, "trackers": run_trackers, "memory": run_memory,
+                                             "options": run_options}
 
 
 def _evaluation_arguments(parser: argparse.ArgumentParser, lengths: Seq[int]) -> None:
@@ -385,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m evaluation.ablations",
                                      description="Ablations: noisy-frame insertion, 2-stage vs 1-stage vs FCN, "
-                                                 "learned memory initialisation vs zeros.")
+                                                 "learned memory initialisation vs zeros, local-model options.")
     sub = parser.add_subparsers(dest="ablation", metavar="ABLATION")
     sub.required = True
 
@@ -418,6 +522,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="two-stage checkpoint (or a k-fold map .json sequence -> checkpoint)")
     memory.add_argument("--protocol", choices=PROTOCOLS, default=GT_ROI,
                         help="gt-roi (default: Table 2, the local model alone) or tracking (Table 3)")
+    options = sub.add_parser("options", help="local-model options beyond Table 1, each alone and together",
+                             description=run_options.__doc__)
+    _evaluation_arguments(options, (20, 40, 80))
+    options.add_argument("--test", default=None, metavar="DIR",
+                         help="held-out sequences (instead of --folds/--fold); all of --dataset then trains")
+    options.add_argument("--configs", nargs="+", default=list(OPTION_CONFIGS),
+                         help=f"model configurations, one row each (default: {' '.join(OPTION_CONFIGS)})")
+    options.add_argument("--global-from", required=True, metavar="CHECKPOINT",
+                         help="the two-stage checkpoint whose global model every row uses (trained without "
+                              "the held-out sequences)")
+    data_arguments(options)
+    run_arguments(options)
+    local_arguments(options)
     return parser
 
 

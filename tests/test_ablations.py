@@ -170,6 +170,51 @@ def test_insertion_ablation_trains_both_variants_and_compares_them(dataset, tmp_
     assert stamps == {v: (out / "train" / v / "local.safetensors").stat().st_mtime_ns for v in settings}
 
 
+@pytest.mark.slow
+def test_options_ablation_trains_each_configuration_on_one_set_of_clips(dataset, checkpoints, tmp_path, capsys,
+                                                                         monkeypatch):
+    from tracker.training import feature_cache
+
+    shared = []
+    original = feature_cache.share_feature_cache
+    monkeypatch.setattr(feature_cache, "share_feature_cache",
+                        lambda source, target: shared.append((source.parent.parent.name, original(source, target)))
+                        or shared[-1][1])
+    sequences, folds = dataset
+    two_stage, _ = checkpoints
+    out = tmp_path / "options"
+    argv = ["options", "--dataset", str(sequences), "--folds", str(folds), "--fold", "0", "--out", str(out),
+            "--configs", "lite", "lite+prior+align", "--global-from", str(two_stage), "--threads", "1",
+            "--workers", "0", "--clip-frames", "3", "--clips-per-sequence", "1", "--views", "1",
+            "--local-iterations", "2", "--local-batch", "2", "--lengths", "3", *CLIPS, *DPI]
+    code = main(argv, backbone=TinyBackbone())
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    _check_clip_table(out, "options", ("lite", "lite+prior+align"), captured.out)
+    assert [r["tracker"] for r in _rows(out / "table3.csv")] == ["lite", "lite+prior+align"] * 2
+    # The second configuration trained on the first one's cached clips: the backbone ran once.
+    assert shared == [("lite", True)]
+    training = _rows(out / "options_training.csv")
+    assert [(r["configuration"], r["options"]) for r in training] == [
+        ("lite", "none (Table 1)"), ("lite+prior+align", "previous_map_prior+align_state")]
+    assert all(float(r["training_seconds"]) > 0 for r in training)
+    assert "| lite+prior+align | previous_map_prior+align_state |" in captured.out
+    settings = {}
+    for name in ("lite", "lite+prior+align"):
+        folder = out / "train" / name
+        assert (folder / f"two-stage-{name}.safetensors").is_file() and not (folder / "cache").exists()
+        settings[name] = json.loads((folder / "run-local.json").read_text())["settings"]
+    # Trained alike but for the configuration.
+    assert settings["lite"].pop("config") == "lite" and settings["lite+prior+align"].pop("config") == "lite+prior+align"
+    assert settings["lite"] == settings["lite+prior+align"]
+    # A rerun trains nothing again and reports the first run's training times.
+    stamps = {n: (out / "train" / n / "local.safetensors").stat().st_mtime_ns for n in settings}
+    assert main(argv, backbone=TinyBackbone()) == 0
+    assert stamps == {n: (out / "train" / n / "local.safetensors").stat().st_mtime_ns for n in settings}
+    assert _rows(out / "options_training.csv") == training
+    assert shared[1:] == [("lite", False)]  # no cache left to share: none was needed
+
+
 @pytest.mark.parametrize("argv, message", [
     (["insertion", "--dataset", "{sequences}", "--out", "{out}"], "held-out sequences"),
     (["insertion", "--dataset", "{sequences}", "--folds", "{folds}", "--fold", "0", "--out", "{out}", "--no-insert"],
@@ -178,6 +223,8 @@ def test_insertion_ablation_trains_both_variants_and_compares_them(dataset, tmp_
      "/nonexistent.safetensors"),
     (["trackers", "--dataset", "{sequences}", "--folds", "{folds}", "--out", "{out}"], "--folds and --fold"),
     (["trackers", "--dataset", "{sequences}", "--trackers", "siamese", "--out", "{out}"], "siamese"),
+    (["options", "--dataset", "{sequences}", "--folds", "{folds}", "--fold", "0", "--out", "{out}",
+      "--global-from", "/nonexistent.safetensors", "--configs", "lite", "huge"], "unknown model configuration 'huge'"),
 ])
 def test_bad_input_is_one_line_naming_it(dataset, tmp_path, capsys, argv, message):
     sequences, folds = dataset

@@ -162,3 +162,26 @@ def build_feature_cache(
             "seed": dataset.seed}
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
     return FeatureCache.open(folder)
+
+
+def share_feature_cache(source: str | os.PathLike, target: str | os.PathLike) -> bool:
+    """Give `target` the complete cache in `source` (hard links where the file system allows,
+    copies elsewhere), so that runs training other heads on the same clips pay the backbone
+    once. False, and nothing written, where `source` holds no complete cache or `target`
+    already holds one. Only for runs whose clips, seed and backbone inputs are the same."""
+    source, target = Path(source), Path(target)
+    if read_meta(source) is None or read_meta(target) is not None:
+        return False
+    if target.exists():
+        shutil.rmtree(target)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for name in (*PARTS, "meta"):
+        file = f"{name}.json" if name == "meta" else f"{name}.npy"
+        try:
+            os.link(source / file, partial / file)
+        except OSError:
+            shutil.copy2(source / file, partial / file)
+    os.replace(partial, target)
+    return True
