@@ -53,7 +53,7 @@ from tracker.vot import FALLBACK_MARK, LOG_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WORKSPACE = REPO / "workspace"
-DEFAULT_TRACKERS = ("pixtrack-static", "pixtrack", "pixtrack-1stage", "pixtrack-fcn")
+DEFAULT_TRACKERS = ("pixtrack-static", "pixtrack", "pixtrack-plus", "pixtrack-1stage", "pixtrack-fcn")
 """The cheap reference first: time it leaves unused passes on to the network trackers."""
 DEFAULT_SEQUENCES = 4
 DEFAULT_FRAMES = 32

@@ -29,6 +29,11 @@ MADE_BY = {
         "--clips-per-sequence 3 --views 2 --local-iterations 1000 --local-lr 3e-4 --local-warm-start "
         "--local-init checkpoints/fcn-lite.safetensors --global-frames 16 --global-iterations 600 "
         "--global-update-iterations 200 --global-batch 4 --dilation-every 150 --object-weight 5 --half",
+    ("two-stage-plus.toml", "local"):  # 2026-12-01
+        "train local --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json --fold 0 "
+        "--synthetic 12 --config plus --threads 1 --clip-frames 8 --clips-per-sequence 4 --views 3 "
+        "--local-iterations 1500 --local-lr 3e-4 --local-init checkpoints/fcn-lite.safetensors --half "
+        "--global-from checkpoints/two-stage-lite.safetensors --out runs/plus-f0",
     ("fcn-lite.toml", "fcn"):
         "train fcn --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json "
         "--fold 0 --synthetic 12 --config lite --out runs/fcn-f0 --threads 1 --clip-frames 8 "

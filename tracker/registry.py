@@ -98,6 +98,17 @@ ENTRIES: tuple[TrackerEntry, ...] = (
         options=("backbone", "config"),
     ),
     TrackerEntry(
+        name="pixtrack-plus",
+        factory="tracker.two_stage:build",  # the checkpoint's stored configuration picks the models
+        label="pixtrack-plus (two-stage, previous-map prior)",
+        description="the two-stage tracker whose local model also reads the previous map (beyond the paper)",
+        checkpoint_kind="two-stage",
+        checkpoint_config="plus",
+        train_command="pixtrack train local --recipe recipes/two-stage-plus.toml",
+        precisions=(FP32, "bf16", "fp16"),
+        options=("backbone", "config"),
+    ),
+    TrackerEntry(
         name="pixtrack-1stage",
         factory="baselines.centroid:build",
         label="pixtrack 1-stage",
