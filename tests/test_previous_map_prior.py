@@ -29,6 +29,19 @@ def _mask(height: int, width: int, box: tuple[int, int, int, int]) -> torch.Tens
     return mask
 
 
+def _recording(module, method: str, position: int) -> list:
+    """Wrap `module.method` so that each call keeps its positional argument `position`."""
+    seen = []
+    original = getattr(module, method)
+
+    def wrapper(*args):
+        seen.append(args[position])
+        return original(*args)
+
+    setattr(module, method, wrapper)
+    return seen
+
+
 def _models(config_name: str, seed: int = 0) -> tuple[LocalModel, GlobalModel]:
     config = get_config(config_name)
     torch.manual_seed(seed)
@@ -126,14 +139,7 @@ def test_deformed_priors_are_deterministic_for_a_seed_and_differ_across_seeds():
 def test_own_prediction_priors_are_the_previous_outputs_moved():
     """With every clip on its own predictions, frame k reads sigmoid(logits[k - 1]) moved into ROI k."""
     plus = LocalModel(get_config("plus").local, backbone=TinyBackbone())
-    seen = []
-    original = plus.step_from_features_logits
-
-    def recording(pool4, state, prior=None):
-        seen.append(prior.clone())
-        return original(pool4, state, prior)
-
-    plus.step_from_features_logits = recording
+    seen = _recording(plus, "step_from_features_logits", 2)
     generator = torch.Generator().manual_seed(0)
     plain = torch.randn(1, 4, 512, 14, 14, generator=generator)
     priors = torch.rand(1, 3, 1, 224, 224, generator=generator)
@@ -150,14 +156,7 @@ def test_own_prediction_priors_are_the_previous_outputs_moved():
 def test_the_tracker_feeds_the_previous_map_cropped_by_the_current_roi():
     local, global_ = _models("plus")
     tracker = TwoStageTracker(local, global_, device="cpu")
-    priors = []
-    original = local.step
-
-    def recording(image, state, prior=None):
-        priors.append(prior.clone())
-        return original(image, state, prior)
-
-    local.step = recording
+    priors = _recording(local, "step", 2)
     frame = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     mask = np.zeros((120, 160), dtype=bool)
     mask[40:80, 50:100] = True
@@ -226,14 +225,7 @@ def test_the_tracker_and_training_align_the_state_where_the_configuration_says()
     assert config.beyond_paper == ["align_state"] and get_config("lite").local.beyond_paper == []
     torch.manual_seed(0)
     local = LocalModel(config, backbone=TinyBackbone())
-    seen = []
-    original = local.step_from_features_logits
-
-    def recording(pool4, state, prior=None):
-        seen.append(state)
-        return original(pool4, state, prior)
-
-    local.step_from_features_logits = recording
+    seen = _recording(local, "step_from_features_logits", 1)
     plain = torch.randn(1, 3, 512, 14, 14, generator=torch.Generator().manual_seed(0))
     placement = torch.tensor([[[100.0, 100.0, 150.0], [110.0, 96.0, 150.0], [118.0, 90.0, 170.0]]])
     with torch.no_grad():
@@ -249,9 +241,7 @@ def test_the_tracker_and_training_align_the_state_where_the_configuration_says()
     mask = np.zeros((120, 160), dtype=bool)
     mask[40:80, 50:100] = True
     state = tracker.init(frame, mask)
-    calls = []
-    original_step = local.step
-    local.step = lambda image, memory, prior=None: (calls.append(memory), original_step(image, memory))[1]
+    calls = _recording(local, "step", 1)
     _, after = tracker.track(frame, state)
     for (h, _), (h_ref, _) in zip(calls[0], align_state(state.local, state.roi, after.roi)):
         torch.testing.assert_close(h, h_ref)
