@@ -133,7 +133,9 @@ def test_trackers_ablation_end_to_end(dataset, checkpoints, tmp_path, capsys):
     labels = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn (tuned 1 it.)")
     _check_clip_table(out, "trackers", labels, captured.out)
     table = _rows(out / "table3.csv")
-    assert list(table[0]) == ["table", "threshold", "tracker", "source", "3", "5"]
+    assert list(table[0]) == ["table", "threshold", "tracker", "source", "3", "5",
+                              "ci_low_3", "ci_high_3", "ci_low_5", "ci_high_5"]
+    assert all(r["ci_low_3"] == "" for r in table)  # two held-out sequences: no interval
     assert [r["tracker"] for r in table] == [*labels, *labels]
     assert all(0.0 <= float(r[length]) <= 1.0 for r in table for length in ("3", "5"))
     assert (out / "table3.tex").is_file()
