@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*.toml"))
 
 MADE_BY = {
-    # The command lines that made the shipped checkpoints (2026-11-27), as the README gave them.
+    # The command lines that made the shipped checkpoints (2026-11-27, as the README gave them)
+    # and the measured pixtrack-plus model.
     ("two-stage-lite.toml", "global"):
         "train global --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json "
         "--fold 0 --synthetic 12 --config lite --threads 2 --global-frames 16 --global-iterations 600 "
@@ -29,7 +30,7 @@ MADE_BY = {
         "--clips-per-sequence 3 --views 2 --local-iterations 1000 --local-lr 3e-4 --local-warm-start "
         "--local-init checkpoints/fcn-lite.safetensors --global-frames 16 --global-iterations 600 "
         "--global-update-iterations 200 --global-batch 4 --dilation-every 150 --object-weight 5 --half",
-    ("two-stage-plus.toml", "local"):  # 2026-12-01
+    ("two-stage-plus.toml", "local"):  # 2026-12-01, the measured fold-0 model (not shipped)
         "train local --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json --fold 0 "
         "--synthetic 12 --config plus --threads 1 --clip-frames 8 --clips-per-sequence 4 --views 3 "
         "--local-iterations 1500 --local-lr 3e-4 --local-init checkpoints/fcn-lite.safetensors --half "
