@@ -212,6 +212,13 @@ def run_tables(workspace: Path, trackers: Sequence[str], log_dir: Path, ci: bool
     return out
 
 
+def training_hint(tracker: str) -> str:
+    """How to make a tracker's missing default checkpoint: its registry entry's command."""
+    from tracker.registry import entry
+
+    return entry(tracker).train_command or "docs/training.md"
+
+
 def without_checkpoint(trackers: Sequence[str]) -> dict[str, Path]:
     """The trackers.ini identifiers among `trackers` whose shipped default checkpoint is absent."""
     from tracker.registry import shipped_checkpoint
@@ -325,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.trackers = list(DEFAULT_TRACKERS)
         for tracker, path in without_checkpoint(args.trackers).items():
             args.trackers.remove(tracker)
-            print(f"skipped    {tracker}: no checkpoint at {path} (train one: docs/training.md)", flush=True)
+            print(f"skipped    {tracker}: no checkpoint at {path} (train one: {training_hint(tracker)})", flush=True)
 
     try:
         print(f"sequences  {prepare_sequences(workspace, args.sequences, args.frames, args.seed)}", flush=True)

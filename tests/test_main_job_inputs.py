@@ -89,3 +89,14 @@ def test_the_main_job_passes_its_interval_choice_to_the_tables(tmp_path, monkeyp
     main_job.run_tables(tmp_path, ["pixtrack"], tmp_path, ci)
     command = ran[0]
     assert command[command.index("--no-progress") + 1:] == flags
+
+
+def test_a_skipped_tracker_is_told_how_to_make_its_checkpoint(monkeypatch, tmp_path):
+    """A default tracker without its checkpoint is skipped, naming the command its registry entry gives."""
+    import tracker.registry as registry
+
+    missing = tmp_path / "two-stage-plus.safetensors"
+    monkeypatch.setattr(registry.TrackerEntry, "shipped_checkpoint",
+                        lambda self: missing if self.name == "pixtrack-plus" else None)
+    assert main_job.without_checkpoint(["pixtrack-static", "pixtrack-plus"]) == {"pixtrack-plus": missing}
+    assert main_job.training_hint("pixtrack-plus") == "pixtrack train local --recipe recipes/two-stage-plus.toml"
