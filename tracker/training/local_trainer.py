@@ -52,12 +52,14 @@ class LocalUnroll(nn.Module):
                 placement: Tensor | None = None, own: Tensor | None = None) -> Tensor:
         state = self.model.init_memory_from_features(plain[:, 0], masked)
         aligned = getattr(self.model.config, "align_state", False)
+        # Read once, not at every step: a device sync per frame otherwise (CUDA).
+        any_own = priors is not None and own is not None and bool(own.any())
         logits: list[Tensor] = []
         for k in range(1, plain.shape[1]):
             if aligned:
                 state = align_state(state, placement[:, k - 1], placement[:, k])
             prior = None if priors is None else priors[:, k - 1]
-            if prior is not None and own is not None and k > 1 and bool(own.any()):
+            if any_own and k > 1:
                 previous = torch.sigmoid(logits[-1].detach().float())
                 moved = reframe(previous, placement[:, k - 1], placement[:, k]).to(prior.dtype)
                 prior = torch.where(own[:, None, None, None], moved, prior)
