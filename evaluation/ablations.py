@@ -186,7 +186,8 @@ def compare(
     OUT/<name>.csv, OUT/<name>_roc.*, OUT/<name>_framewise_iou.* (and OUT/table<N>.csv/.tex,
     OUT/table<N>_iou_over_time_L*.*), returns the Markdown."""
     from evaluation.protocols import evaluate_clips, evaluate_lengths, sample_clips
-    from evaluation.tables import emit_table, plot_sequence_ious, build_table, clip_report
+    from evaluation.table_model import build_table
+    from evaluation.table_render import clip_report, emit_table, plot_sequence_ious
 
     if not sequences:
         raise ValueError("the test set is empty: no held-out sequences to evaluate on")
@@ -541,16 +542,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Seq[str] | None = None, backbone: nn.Module | None = None) -> int:
     """The command line; `backbone` replaces the VGG16 of every model (tests use a stand-in)."""
     args = build_parser().parse_args(argv)
-    try:
-        text = RUNNERS[args.ablation](args, backbone=backbone)
-    except KeyboardInterrupt:
-        print("evaluation.ablations: interrupted (finished training stages and runs are kept)", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, ValueError) as error:
-        print(f"evaluation.ablations {args.ablation}: error: {error}", file=sys.stderr)
-        return 2
-    print(text)
-    return 0
+    from tracker.console import run_guarded
+
+    def ablation() -> None:
+        print(RUNNERS[args.ablation](args, backbone=backbone))
+
+    return run_guarded(f"evaluation.ablations {args.ablation}", ablation,
+                       "interrupted (finished training stages and runs are kept)")
 
 
 if __name__ == "__main__":

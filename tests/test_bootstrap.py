@@ -12,7 +12,8 @@ import pytest
 from evaluation.bootstrap import bootstrap_interval, format_interval, wants_interval
 from evaluation.cross_validation import write_summary
 from evaluation.protocols import TRACKING, SequenceScores
-from evaluation.tables import build_table, to_csv, to_markdown
+from evaluation.table_model import build_table
+from evaluation.table_render import to_csv, to_markdown
 
 
 def test_two_sequences_0_and_1_give_the_whole_range():

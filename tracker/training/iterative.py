@@ -50,8 +50,16 @@ from tracker.training.weights import load_model_weights, save_model_weights
 if TYPE_CHECKING:
     from tracker.training.global_check import PlacementCheck
 
-STAGES = ("split", "local-1", "local-2", "global-gt", "track-predicted", "global-predicted",
-          "track-rois", "local-final", "checkpoint")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage: its name, the file it writes under OUT (`{config}`: the configuration's name;
+    a stage whose file exists is done) and the method that writes it."""
+
+    name: str
+    output: str
+    run: Callable[[IterativeRun], None]
 
 
 @dataclass(frozen=True)
@@ -129,14 +137,10 @@ class IterativeRun:
     # ------------------------------------------------------------------ bookkeeping
 
     def output(self, stage: str) -> Path:
-        names = {
-            "split": "split.json", "local-1": "local-1.safetensors", "local-2": "local-2.safetensors",
-            "global-gt": "global-gt.safetensors", "track-predicted": "track-predicted.npz",
-            "global-predicted": "global-predicted.safetensors", "track-rois": "track-rois.npz",
-            "local-final": "local-final.safetensors", "checkpoint": f"two-stage-{self.settings.config}.safetensors",
-            "local": "local.safetensors", "global": "global.safetensors",
-        }
-        return self.out / names[stage]
+        """Where `stage` (one of `STAGES`, or `local` / `global`) writes its result."""
+        if stage not in STAGE_BY_NAME:
+            raise ValueError(f"no stage {stage!r}; the stages: {', '.join(STAGE_BY_NAME)}")
+        return self.out / STAGE_BY_NAME[stage].output.format(config=self.settings.config)
 
     def finished(self) -> list[str]:
         return [stage for stage in STAGES if self.output(stage).is_file()]
@@ -196,11 +200,13 @@ class IterativeRun:
 
         return GlobalModel(self.model_config.global_)
 
-    def adopt_global(self, checkpoint: str | os.PathLike) -> Path:
-        """Write the global model of a two-stage checkpoint as this run's `global` stage, so that
-        a local model trained here pairs with a global model trained elsewhere (a configuration
-        with other local options reuses the global model of `lite`). Its global configuration
-        must equal this run's."""
+    def adopt_global(self, checkpoint: str | os.PathLike, stage: str = "global") -> Path:
+        """Write the global model of a two-stage checkpoint as this run's `stage` (`global`, or
+        `global-gt`: Sec. 5.1 step 2 of an iterative run), so that a local model trained here
+        pairs with a global model trained elsewhere (a configuration with other local options
+        reuses the global model of `lite`). Its global configuration must equal this run's."""
+        if stage not in ("global", "global-gt"):
+            raise ValueError(f"adopt_global writes the stage 'global' or 'global-gt', not {stage!r}")
         from tracker.checkpoint import CheckpointError, load_checkpoint, load_weights
         from tracker.config import ModelConfig
 
@@ -212,8 +218,9 @@ class IterativeRun:
         model = self.global_model()
         load_weights(model, states["global"], checkpoint, "global")
         if self.runtime.is_main:
-            save_model_weights(self.output("global"), model, self.model_config, "global")
-        return self.output("global")
+            save_model_weights(self.output(stage), model, self.model_config, "global")
+        self.runtime.barrier()
+        return self.output(stage)
 
     def boxes(self) -> list:
         from tracker.training.samples import object_boxes
@@ -256,7 +263,7 @@ class IterativeRun:
                 self.say(f"[{stage}] done already: {self.output(stage)}")
                 continue
             self.say(f"[{stage}] ...")
-            getattr(self, "stage_" + stage.replace("-", "_"))()
+            STAGE_BY_NAME[stage].run(self)
             self.runtime.barrier()
             if not self.output(stage).is_file():
                 raise RuntimeError(f"stage {stage} finished without writing {self.output(stage)}")
@@ -473,3 +480,24 @@ class IterativeRun:
         dataset = GlobalClipDataset(self.maps(), self.settings.global_frames, seed=self.settings.seed,
                                     clips_per_sequence=self.settings.global_clips_per_sequence)
         self._train_global("global", self.global_model(), dataset, self.settings.global_loop, self.settings.dilation)
+
+
+ITERATIVE_STAGES: tuple[Stage, ...] = (
+    Stage("split", "split.json", IterativeRun.stage_split),
+    Stage("local-1", "local-1.safetensors", IterativeRun.stage_local_1),
+    Stage("local-2", "local-2.safetensors", IterativeRun.stage_local_2),
+    Stage("global-gt", "global-gt.safetensors", IterativeRun.stage_global_gt),
+    Stage("track-predicted", "track-predicted.npz", IterativeRun.stage_track_predicted),
+    Stage("global-predicted", "global-predicted.safetensors", IterativeRun.stage_global_predicted),
+    Stage("track-rois", "track-rois.npz", IterativeRun.stage_track_rois),
+    Stage("local-final", "local-final.safetensors", IterativeRun.stage_local_final),
+    Stage("checkpoint", "two-stage-{config}.safetensors", IterativeRun.stage_checkpoint),
+)
+"""Sec. 5.1 in order (the module docstring says what each does)."""
+SINGLE_STAGES: tuple[Stage, ...] = (
+    Stage("local", "local.safetensors", IterativeRun.stage_local),
+    Stage("global", "global.safetensors", IterativeRun.stage_global),
+)
+"""`pixtrack train local` and `pixtrack train global`."""
+STAGE_BY_NAME: dict[str, Stage] = {stage.name: stage for stage in ITERATIVE_STAGES + SINGLE_STAGES}
+STAGES: tuple[str, ...] = tuple(stage.name for stage in ITERATIVE_STAGES)
