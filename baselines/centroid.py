@@ -181,6 +181,12 @@ class OneStageTracker(CentroidTracker):
 
     def __init__(self, local_model: nn.Module, device: str | torch.device | None = None,
                  precision: str = "fp32") -> None:
+        beyond = list(getattr(getattr(local_model, "config", None), "beyond_paper", []))  # stand-ins have none
+        if beyond:
+            # Eq. 5 places a fixed-size ROI from the last map alone: nothing here feeds a previous-map
+            # prior or moves the memory between ROIs, so such a model would fail at its first step.
+            raise ValueError(f"the 1-stage tracker runs the paper's local model; this one has options beyond "
+                             f"it ({', '.join(beyond)}): track it with the two-stage tracker (pixtrack-plus)")
         super().__init__(LocalModelSegmenter(local_model), device, precision)
         self.local_model = local_model.to(self.device).eval()  # in place: the segmenter's model too
 

@@ -243,6 +243,18 @@ def test_loads_the_local_model_of_a_two_stage_checkpoint(tmp_path, monkeypatch):
         assert torch.equal(loaded[name], value), name
 
 
+@pytest.mark.parametrize("config_name", ["plus", "lite+align"])
+def test_a_local_model_beyond_the_paper_is_refused_at_build_not_at_its_first_frame(tmp_path, monkeypatch, config_name):
+    config = get_config(config_name)
+    path = save_checkpoint(tmp_path / "plus.safetensors", "two-stage", config,
+                           {"local": LocalModel(config.local, backbone=TinyBackbone()),
+                            "global": GlobalModel(config.global_)})
+    monkeypatch.setattr("tracker.local_model.VGG16Pool4", lambda weights: TinyBackbone())
+    option = "previous_map_prior" if config_name == "plus" else "align_state"
+    with pytest.raises(ValueError, match=f"options beyond it \\({option}\\).*pixtrack-plus"):
+        build(checkpoint=str(path), device="cpu")
+
+
 # --- end to end ------------------------------------------------------------------------------
 
 
