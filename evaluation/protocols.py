@@ -37,8 +37,10 @@ from evaluation.running import (  # noqa: F401 (re-exported: the protocols' inte
     local_roi,
     object_box,
     plan_runs,
+    RunRequest,
     registered_tracker,
     resample_indices,
+    run_key,
     run_tracker,
     sample_clips,
 )
@@ -146,6 +148,13 @@ def evaluate_lengths(
     return scores
 
 
+def length_requests(specs: Seq[TrackerSpec], sequences: Seq[SequenceLike], protocol: str,
+                    lengths: Seq[int] = PAPER_LENGTHS) -> list[RunRequest]:
+    """The runs `evaluate_lengths` reads (the same `plan_runs`), for `evaluation.parallel`."""
+    return [RunRequest(spec.name, sequence.name, protocol, tuple(int(i) for i in indices))
+            for spec in specs for sequence in sequences for indices, _ in plan_runs(len(sequence), lengths)]
+
+
 # ----------------------------------------------------------------------------- clips (Fig. 4)
 
 
@@ -200,3 +209,10 @@ def evaluate_clips(
             curves.append(score_run(run, sequence, thresholds, device))
         results[spec.name] = ClipResults(spec.name, roc, thresholds, np.stack(curves))
     return results
+
+
+def clip_requests(specs: Seq[TrackerSpec], clips: Seq[Clip], protocol: str = GT_ROI,
+                  num_thresholds: int = DEFAULT_NUM_THRESHOLDS, spacing: str = "logit") -> list[RunRequest]:
+    """The runs `evaluate_clips` reads, each with its pixel ROC, for `evaluation.parallel`."""
+    return [RunRequest(spec.name, clip.sequence, protocol, tuple(int(i) for i in clip.indices), (num_thresholds, spacing))
+            for spec in specs for clip in clips]

@@ -23,6 +23,8 @@ import hashlib
 import json
 import os
 import re
+import socket
+import uuid
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -232,7 +234,9 @@ class RunCache:
             **run.meta,
         }
         arrays["meta"] = np.array(json.dumps(meta))
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        # A name no other writer uses (processes of this machine, and of others sharing the folder):
+        # each writes its own file, and the rename makes one whole file the run, whoever wins.
+        temporary = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         with open(temporary, "wb") as handle:
             np.savez_compressed(handle, **arrays)
         os.replace(temporary, path)

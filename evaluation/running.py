@@ -264,6 +264,29 @@ class TrackerSpec:
         self._built.move_to_end(checkpoint)
         return self._built[checkpoint]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a worker process needs (`evaluation.parallel`): the built trackers stay here."""
+        state = dict(self.__dict__)
+        state["_built"] = OrderedDict()
+        return state
+
+
+@dataclass(frozen=True)
+class RegisteredFactory:
+    """`checkpoint -> tracker` of a registered tracker: a value, not a closure, so that a
+    `TrackerSpec` of it can be sent to worker processes."""
+
+    name: str
+    device: str | None = None
+    precision: str = "fp32"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, path: str | None) -> Tracker:
+        from tracker.registry import build_tracker
+
+        return build_tracker(self.name, checkpoint=path, device=self.device, precision=self.precision,
+                             **dict(self.options))
+
 
 def registered_tracker(name: str, checkpoint: str | None | Mapping[str, str | None] = None,
                        device: str | None = None, label: str | None = None,
@@ -272,16 +295,13 @@ def registered_tracker(name: str, checkpoint: str | None | Mapping[str, str | No
     which labels the rows and keys the cached runs as given); outside fp32 its default label
     is `name@precision`, which also keeps its cached runs apart from the fp32 ones. `options`
     go to the tracker's factory (`tracker.registry.STANDARD_OPTIONS`)."""
-    from tracker.registry import build_tracker, entry
+    from tracker.registry import entry
 
     if precision != "fp32" and precision in entry(name).precisions:
         label = label or f"{name}@{precision}"
     else:
         precision = "fp32"  # the other trackers run in fp32 whatever is asked of the rest
-
-    def factory(path: str | None) -> Tracker:
-        return build_tracker(name, checkpoint=path, device=device, precision=precision, **options)
-
+    factory = RegisteredFactory(name, device, precision, tuple(sorted(options.items())))
     return TrackerSpec(label or name, factory, checkpoint)
 
 
@@ -342,6 +362,31 @@ def _protocol_key(protocol: str, options: Mapping[str, Any]) -> str:
     return f"{protocol}-delay{delay}-beta{smoothing:g}"
 
 
+def run_key(spec: TrackerSpec, sequence: str, protocol: str, dataset: str,
+            protocol_options: Mapping[str, Any] | None = None) -> RunKey:
+    """Where the run of `spec` on `sequence` under `protocol` is cached (`cached_run`)."""
+    return RunKey(spec.name, spec.checkpoint_id_for(sequence), dataset, _protocol_key(protocol, protocol_options or {}),
+                  sequence)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run an evaluation needs, by name: the unit that `evaluation.parallel` spreads over
+    worker processes and shards. `roc`: (thresholds, spacing) of the pixel ROC the run keeps
+    (Fig. 4's clips), None for the tables' runs."""
+
+    tracker: str
+    sequence: str
+    protocol: str
+    indices: tuple[int, ...]
+    roc: tuple[int, str] | None = None
+
+    @property
+    def label(self) -> str:
+        first, last = self.indices[0], self.indices[-1]
+        return f"{self.tracker} on {self.sequence} ({self.protocol}, frames {first}..{last}, {len(self.indices) - 1} steps)"
+
+
 def cached_run(
     spec: TrackerSpec,
     sequence: SequenceLike,
@@ -359,7 +404,7 @@ def cached_run(
     """The run of `spec` on `sequence` at `indices`: from the cache, else tracked and stored.
     With `roc`, the run's ROC histogram is merged into it (tracking again where the cached
     run has none)."""
-    key = RunKey(spec.name, spec.checkpoint_id_for(sequence.name), dataset, _protocol_key(protocol, protocol_options), sequence.name)
+    key = run_key(spec, sequence.name, protocol, dataset, protocol_options)
     run = None if refresh else cache.load(key, indices, with_roc=roc is not None)
     if run is not None and roc is not None and run.roc_spacing != roc.spacing:
         run = None

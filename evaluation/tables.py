@@ -25,6 +25,7 @@ from collections.abc import Sequence as Seq
 from pathlib import Path
 
 from evaluation.protocols import CLIP_LENGTH, GT_ROI, PAPER_LENGTHS, PAPER_THRESHOLDS, PROTOCOLS
+from evaluation.parallel import spread_arguments, spread_from
 from evaluation.table_model import TABLE_PROTOCOLS, build_table
 from evaluation.table_render import clip_report, emit_table, plot_sequence_ious
 
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-cache", action="store_true", help="keep no runs")
     parser.add_argument("--refresh", action="store_true", help="track again even where runs are cached (and replace them)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    spread_arguments(parser)
     return parser
 
 
@@ -196,10 +198,30 @@ def run(args: argparse.Namespace) -> int:
     source = f"{len(sequences)} sequences of {dataset}"
     from evaluation.protocols import evaluate_lengths
 
+    refresh = args.refresh
+    spread = spread_from(args)
+    if spread.spreads:
+        from evaluation.parallel import fill_cache
+        from evaluation.protocols import clip_requests, length_requests, sample_clips
+
+        requests = [r for number in tables for r in length_requests(specs, sequences, TABLE_PROTOCOLS[number], lengths)]
+        if args.clips:
+            clips = sample_clips(sequences, args.clips, args.clip_length, seed=args.seed)
+            requests += clip_requests(specs, clips, args.clip_protocol)
+        report = fill_cache(requests, specs, sequences, cache, dataset_key, spread, device,
+                            progress=not args.no_progress, refresh=refresh)
+        if spread.shard is not None:
+            index, count = spread.shard
+            print(f"shard {index}/{count}: {report.summary()} into {cache.root}; "
+                  "once every shard is done, the same command without --shard writes the tables")
+            return 0
+        print(report.summary(), file=sys.stderr)
+        refresh = False  # the runs were just tracked afresh
+
     for number in tables:
         scores = evaluate_lengths(
             specs, sequences, TABLE_PROTOCOLS[number], lengths, thresholds, cache, dataset_key, device,
-            progress=not args.no_progress, refresh=args.refresh,
+            progress=not args.no_progress, refresh=refresh,
         )
         table = build_table(number, scores, thresholds, lengths, [spec.name for spec in specs], paper=args.paper,
                             ci=args.ci)
@@ -207,18 +229,19 @@ def run(args: argparse.Namespace) -> int:
         if args.plots:
             plot_sequence_ious(scores, number, max(lengths), thresholds[0], args.out)
     if args.clips:
-        outputs.append(_clip_auc(args, specs, sequences, cache, dataset_key, device, thresholds))
+        outputs.append(_clip_auc(args, specs, sequences, cache, dataset_key, device, thresholds, refresh))
     print("\n\n".join(outputs))
     return 0
 
 
-def _clip_auc(args, specs, sequences, cache, dataset_key: str, device: str, thresholds: Seq[float]) -> str:
+def _clip_auc(args, specs, sequences, cache, dataset_key: str, device: str, thresholds: Seq[float],
+              refresh: bool) -> str:
     from evaluation.protocols import evaluate_clips, sample_clips
 
     clips = sample_clips(sequences, args.clips, args.clip_length, seed=args.seed)
     results = evaluate_clips(
         specs, sequences, clips, args.clip_protocol, thresholds, cache, dataset_key,
-        device=device, progress=not args.no_progress, refresh=args.refresh,
+        device=device, progress=not args.no_progress, refresh=refresh,
     )
     heading = (f"**Pixel ROC AUC** over {len(clips)} clips of {args.clip_length} frames "
                f"(protocol {args.clip_protocol}, seed {args.seed})")
