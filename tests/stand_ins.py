@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,3 +76,28 @@ def write_synthetic_vot_folds(root, count: int, frames: int, *, seed: int, prefi
         names.append(sequence.name)
     write_vot_list(root / "sequences", names)
     return root / "sequences", write_folds(root / "folds.json", make_folds(names, k=folds, seed=0))
+
+
+class FirstMaskTracker:
+    """Repeats the first mask; with `crash`, fails at its first step (a run that goes wrong)."""
+
+    name = "first-mask"
+
+    def __init__(self, crash: bool = False) -> None:
+        self.crash = crash
+
+    def init(self, frame, mask):
+        return np.asarray(mask, dtype=np.float32)
+
+    def track(self, frame, state, roi=None):
+        if self.crash:
+            raise RuntimeError("stand-in tracker crashed")
+        return state, state
+
+
+class FirstMaskFactory:
+    """A picklable factory (worker processes import it from here): a checkpoint file named
+    crash* gives a tracker that fails."""
+
+    def __call__(self, path):
+        return FirstMaskTracker(crash=path is not None and Path(path).name.startswith("crash"))
