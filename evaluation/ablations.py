@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import shutil
 import sys
 from collections.abc import Callable, Mapping
@@ -52,6 +53,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from evaluation.parallel import Spread, spread_arguments, spread_from
 from evaluation.protocols import CLIP_LENGTH, GT_ROI, PAPER_LENGTHS, PAPER_THRESHOLDS, PROTOCOLS, TRACKING, TrackerSpec
 
 ABLATIONS = ("insertion", "trackers", "memory", "options")
@@ -99,6 +101,20 @@ def memory_variant(checkpoint: str, variant: str, device: str | None, backbone: 
                            beta=tracker.beta, warmup=tracker.warmup, map_threshold=tracker.map_threshold)
 
 
+def _one_stage_of_local_weights(path: str, *, model_config: Any, device: str | None, backbone: nn.Module | None):
+    """The 1-stage tracker of a local model's weights file (the insertion ablation's variants)."""
+    from baselines.centroid import OneStageTracker
+    from tracker.local_model import LocalModel
+    from tracker.training.weights import load_model_weights
+
+    local = load_model_weights(path, LocalModel(model_config.local, backbone=backbone), model_config, "local")
+    return OneStageTracker(local, device=device)
+
+
+def _memory_variant_at(checkpoint: str, *, variant: str, device: str | None, backbone: nn.Module | None):
+    return memory_variant(checkpoint, variant, device, backbone)  # a factory `checkpoint -> tracker` by partial
+
+
 # ----------------------------------------------------------------------------- trackers
 
 
@@ -106,16 +122,12 @@ def tracker_factory(name: str, device: str | None, backbone: nn.Module | None = 
                     fcn_iterations: int | None = None) -> Callable[[str], Any]:
     """checkpoint -> the registry's tracker `name`, sharing `backbone` where the tracker has
     one; `fcn_iterations` sets the first-frame fine-tuning of trackers that fine-tune."""
-    from tracker.registry import build_tracker, entry
+    from evaluation.running import RegisteredFactory
+    from tracker.registry import entry
 
     options = entry(name).options
     given = {"backbone": backbone, "tuning_iterations": fcn_iterations}
-    chosen = {key: value for key, value in given.items() if key in options}
-
-    def build(checkpoint: str) -> Any:
-        return build_tracker(name, checkpoint=checkpoint, device=device, **chosen)
-
-    return build
+    return RegisteredFactory(name, device, options=tuple((k, v) for k, v in given.items() if k in options))
 
 
 def tracker_checkpoints(values: Seq[str] | None, names: Seq[str]) -> dict[str, Any]:
@@ -160,6 +172,8 @@ class Evaluation:
     device: str | None = None
     progress: bool = True
     dpi: int = 300
+    spread: Spread = Spread()
+    """How the runs are spread (`--eval-workers`, `--eval-shard`, ...; evaluation.parallel)."""
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -192,6 +206,20 @@ def compare(
     if not sequences:
         raise ValueError("the test set is empty: no held-out sequences to evaluate on")
     labels = [spec.name for spec in specs]
+    clips = sample_clips(sequences, settings.clips, settings.clip_length, seed=settings.seed)
+    if settings.spread.spreads:
+        from evaluation.parallel import fill_cache
+        from evaluation.protocols import clip_requests, length_requests
+
+        requests = length_requests(specs, sequences, settings.protocol, settings.lengths) if settings.lengths else []
+        requests += clip_requests(specs, clips, settings.protocol)
+        report = fill_cache(requests, specs, sequences, cache, dataset_key, settings.spread, settings.device,
+                            progress=settings.progress)
+        if settings.spread.shard is not None:
+            index, count = settings.spread.shard
+            return (f"shard {index}/{count}: {report.summary()} into {cache.root}; once every shard is done, the "
+                    "same command without --eval-shard writes the tables")
+        print(report.summary(), file=sys.stderr)
     outputs = []
     if settings.lengths:
         scores = evaluate_lengths(specs, sequences, settings.protocol, settings.lengths, settings.thresholds, cache,
@@ -200,7 +228,6 @@ def compare(
         table.title = f"{title}: {table.title}"
         outputs.append(emit_table(table, scores, out, f"{len(sequences)} held-out sequences"))
         plot_sequence_ious(scores, table.number, max(settings.lengths), settings.thresholds[0], out)
-    clips = sample_clips(sequences, settings.clips, settings.clip_length, seed=settings.seed)
     results = evaluate_clips(specs, sequences, clips, settings.protocol, settings.thresholds, cache, dataset_key,
                              device=settings.device, progress=settings.progress)
     heading = (f"**{title}**: pixel ROC AUC and mean IoU over {len(clips)} clips of {settings.clip_length} frames "
@@ -237,7 +264,7 @@ def _cache(args: argparse.Namespace):
 def _settings(args: argparse.Namespace, protocol: str, device: str) -> Evaluation:
     return Evaluation(protocol=protocol, clips=args.clips, clip_length=args.clip_length,
                       lengths=tuple(args.lengths or ()), thresholds=tuple(args.thresholds), seed=args.seed,
-                      device=device, progress=not args.quiet, dpi=args.dpi)
+                      device=device, progress=not args.quiet, dpi=args.dpi, spread=spread_from(args, "eval-"))
 
 
 # ----------------------------------------------------------------------------- the ablations
@@ -302,9 +329,7 @@ def training_setup(args: argparse.Namespace, backbone: nn.Module | None, what: s
 def run_insertion(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
     """Train the two local models (resumable), then compare them on held-out clips (Table 2 protocol)."""
     from tracker.config import get_config
-    from tracker.local_model import LocalModel
     from tracker.training.iterative import IterativeRun
-    from tracker.training.weights import load_model_weights
 
     if args.no_insert:
         raise ValueError("--no-insert: the insertion ablation trains both variants, with and without")
@@ -325,12 +350,7 @@ def run_insertion(args: argparse.Namespace, backbone: nn.Module | None = None) -
 
     device = str(runtime.device)
 
-    def factory(path: str):
-        from baselines.centroid import OneStageTracker
-
-        local = load_model_weights(path, LocalModel(model_config.local, backbone=backbone), model_config, "local")
-        return OneStageTracker(local, device=device)
-
+    factory = functools.partial(_one_stage_of_local_weights, model_config=model_config, device=device, backbone=backbone)
     specs = [TrackerSpec(label, factory, str(path)) for label, path in weights.items()]
     settings = _settings(args, GT_ROI, device)
     return compare("insertion", specs, test, settings, out, _cache(args), dataset_key,
@@ -377,8 +397,8 @@ def run_memory(args: argparse.Namespace, backbone: nn.Module | None = None) -> s
         torch.set_num_threads(args.threads)
     device = str(resolve_device(args.device))
     test, _ = held_out(args.dataset, args.folds, args.fold)
-    specs = [TrackerSpec(variant, lambda path, v=variant: memory_variant(path, v, device, backbone), checkpoint)
-             for variant in MEMORY_VARIANTS]
+    specs = [TrackerSpec(variant, functools.partial(_memory_variant_at, variant=variant, device=device, backbone=backbone),
+                         checkpoint) for variant in MEMORY_VARIANTS]
     settings = _settings(args, args.protocol, device)
     return compare("memory", specs, test, settings, Path(args.out), _cache(args), dataset_id(args.dataset),
                    "Memory initialisation: learned vs zeros")
@@ -396,8 +416,8 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
     import json
     import time
 
+    from evaluation.running import RegisteredFactory
     from tracker.config import get_config
-    from tracker.registry import build_tracker
     from tracker.training.feature_cache import share_feature_cache
     from tracker.training.iterative import IterativeRun
 
@@ -437,9 +457,7 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
 
     device = str(setup.runtime.device)
 
-    def factory(path: str):
-        return build_tracker("pixtrack", checkpoint=path, device=device, backbone=setup.backbone)
-
+    factory = RegisteredFactory("pixtrack", device, options=(("backbone", setup.backbone),))
     specs = [TrackerSpec(name, factory, str(path)) for name, path in checkpoints.items()]
     settings = _settings(args, TRACKING, device)
     text = compare("options", specs, setup.test, settings, out, _cache(args), setup.dataset_key,
@@ -472,6 +490,7 @@ def _evaluation_arguments(parser: argparse.ArgumentParser, lengths: Seq[int]) ->
     group.add_argument("--cache", type=Path, default=None, help="run cache folder (default: OUT/cache)")
     group.add_argument("--no-cache", action="store_true", help="keep no runs")
     group.add_argument("--dpi", type=int, default=300, help="resolution of the PNG plots (default: %(default)s)")
+    spread_arguments(parser, "eval-")  # --workers / --threads are the training's here
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:

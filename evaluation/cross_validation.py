@@ -63,7 +63,8 @@ class FoldPlan:
 
 def plan_folds(split: FoldSplit, indices: Sequence[int], *, dataset: str, folds_file: str, out: Path,
                config: str, trackers: Sequence[str], lengths: Sequence[int], tables: Sequence[int],
-               fcn_args: Sequence[str], iterative_args: Sequence[str], python: str = sys.executable) -> list[FoldPlan]:
+               fcn_args: Sequence[str], iterative_args: Sequence[str], python: str = sys.executable,
+               workers: int = 1) -> list[FoldPlan]:
     """The commands of every fold in `indices`; nothing runs."""
     plans = []
     for index in indices:
@@ -80,20 +81,23 @@ def plan_folds(split: FoldSplit, indices: Sequence[int], *, dataset: str, folds_
                               tuple(train_fcn), tuple(train_two_stage),
                               tuple(tables_command(dataset, fold.test, trackers, lengths, tables,
                                                    {"two-stage": two_stage, "fcn": fcn},
-                                                   out / "tables" / f"fold-{index}", python))))
+                                                   out / "tables" / f"fold-{index}", python, workers))))
     return plans
 
 
 def tables_command(dataset: str, sequences: Sequence[str], trackers: Sequence[str], lengths: Sequence[int],
                    tables: Sequence[int], checkpoints: dict[str, Path], out: Path,
-                   python: str = sys.executable) -> list[str]:
+                   python: str = sys.executable, workers: int = 1) -> list[str]:
     """`python -m evaluation.tables` on `sequences`, each tracker with the checkpoint (file or
-    k-fold map) of its registry entry's checkpoint kind in `checkpoints` (kind -> path)."""
+    k-fold map) of its registry entry's checkpoint kind in `checkpoints` (kind -> path), its
+    runs `workers` at a time (evaluation.parallel)."""
     from tracker.registry import entry
 
     command = [python, "-m", "evaluation.tables", "--dataset", dataset, "--sequences", *sequences,
                "--trackers", *trackers, "--lengths", *map(str, lengths), "--tables", *map(str, tables),
                "--out", str(out), "--no-progress"]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     for name in trackers:
         kind = entry(name).checkpoint_kind
         if kind in checkpoints:
@@ -190,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="more arguments for `pixtrack train iterative`; {fcn} = the fold's FCN checkpoint")
     parser.add_argument("--evaluate-only", action="store_true", help="train nothing: evaluate the checkpoints in --out")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="each tables step tracks N runs at a time (evaluation.parallel; default 1)")
     args = parser.parse_args(argv)
     from tracker.registry import entry
 
@@ -200,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     plans = plan_folds(split, indices, dataset=args.dataset, folds_file=args.folds, out=args.out, config=args.config,
                        trackers=args.trackers, lengths=args.lengths, tables=args.tables,
-                       fcn_args=shlex.split(args.fcn_args), iterative_args=shlex.split(args.iterative_args))
+                       fcn_args=shlex.split(args.fcn_args), iterative_args=shlex.split(args.iterative_args),
+                       workers=args.workers)
     kinds = {entry(name).checkpoint_kind for name in args.trackers}  # an unknown name fails here, listing the known
     needs_fcn = "fcn" in kinds or FCN_PLACEHOLDER in args.iterative_args
     needs_two_stage = "two-stage" in kinds
@@ -239,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         everything = [name for plan in done for name in plan.test]
         try:
             run_step(tables_command(args.dataset, everything, args.trackers, args.lengths, args.tables, maps,
-                                    args.out / "tables" / "all"), "all folds: tables", False)
+                                    args.out / "tables" / "all", workers=args.workers), "all folds: tables", False)
             per_fold["all"] = read_table_rows(args.out / "tables" / "all", args.tables)
         except (RuntimeError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr, flush=True)

@@ -236,23 +236,27 @@ def _worker_track(request: RunRequest) -> str | None:
     return _track(request, w["specs"], w["sequences"], w["cache"], w["dataset"], w["device"], w["refresh"])
 
 
-def spread_arguments(parser) -> None:
+def spread_arguments(parser, prefix: str = "") -> None:
     """`--workers`, `--threads`, `--devices`, `--shard`, `--cache-only`: one group for the tables,
-    the ablations and the cross-validation alike."""
+    the ablations and the cross-validation alike. `prefix` ("eval-") where a command's own
+    `--workers` / `--threads` mean something else (the ablations' training)."""
     group = parser.add_argument_group("spreading the runs (docs/evaluation.md)")
-    group.add_argument("--workers", type=int, default=1, metavar="N",
+    group.add_argument(f"--{prefix}workers", type=int, default=1, metavar="N",
                        help="track N runs at a time, in worker processes (default 1: in this one)")
-    group.add_argument("--threads", type=int, default=None, metavar="T",
+    group.add_argument(f"--{prefix}threads", type=int, default=None, metavar="T",
                        help="torch threads of each worker (default: the cores / N)")
-    group.add_argument("--devices", nargs="+", default=[], metavar="DEVICE",
+    group.add_argument(f"--{prefix}devices", nargs="+", default=[], metavar="DEVICE",
                        help="one device a worker, round robin (e.g. cuda:0 cuda:1; default: --device)")
-    group.add_argument("--shard", type=parse_shard, default=None, metavar="I/N",
+    group.add_argument(f"--{prefix}shard", type=parse_shard, default=None, metavar="I/N",
                        help="track only the I-th of N parts of the runs into the cache (0 <= I < N) and stop; "
-                            "a last call without --shard writes the tables")
-    group.add_argument("--cache-only", action="store_true",
+                            "a last call without it writes the tables")
+    group.add_argument(f"--{prefix}cache-only", action="store_true",
                        help="track nothing: read every run from the cache, naming those missing")
 
 
-def spread_from(args) -> Spread:
-    return Spread(workers=args.workers, threads=args.threads, devices=tuple(args.devices), shard=args.shard,
-                  cache_only=args.cache_only)
+def spread_from(args, prefix: str = "") -> Spread:
+    """The `Spread` of the options `spread_arguments(parser, prefix)` added."""
+    field_prefix = prefix.replace("-", "_")
+    value = lambda name: getattr(args, field_prefix + name)  # noqa: E731
+    return Spread(workers=value("workers"), threads=value("threads"), devices=tuple(value("devices")),
+                  shard=value("shard"), cache_only=value("cache_only"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -118,6 +119,24 @@ def test_memory_ablation_end_to_end(dataset, checkpoints, tmp_path, capsys):
     assert all(r["table"] == "2" and "4" in r for r in table)
     assert "Memory initialisation: learned vs zeros: Table 2" in captured.out
     assert any((out / "cache").rglob("*.npz"))
+
+
+def test_an_ablations_runs_spread_over_workers_give_the_same_tables(dataset, checkpoints, tmp_path, capsys):
+    sequences, folds = dataset
+    two_stage, _ = checkpoints
+    outputs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"workers-{workers}"
+        code = main(["memory", "--dataset", str(sequences), "--folds", str(folds), "--fold", "0",
+                     "--checkpoint", str(two_stage), "--out", str(out), "--lengths", "4", *CLIPS, *DPI,
+                     "--eval-workers", workers, "--eval-threads", "1"], backbone=TinyBackbone())
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        outputs[workers] = {name: (out / name).read_bytes() for name in ("memory.csv", "table2.csv")}
+    # The pool's report: the workers tracked the runs (the variants' factories went to them).
+    assert re.search(r"\d+ runs: 0 cached, [1-9]\d* tracked", captured.err), captured.err
+    assert "cannot be sent" not in captured.err
+    assert outputs["1"] == outputs["2"]
 
 
 @pytest.mark.slow
