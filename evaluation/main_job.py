@@ -44,6 +44,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -265,6 +266,31 @@ def evaluate(tracker: str, workspace: Path, env: dict[str, str], timeout: float,
     return None
 
 
+def evaluate_all(trackers: Sequence[str], workspace: Path, env: dict[str, str], deadline: float, resume: bool,
+                 workers: int = 1) -> dict[str, str | None]:
+    """`evaluate` every tracker, `workers` `vot evaluate` processes at a time (vot-toolkit 0.9.0
+    runs one tracker's sequences one after another whatever VOT_WORKER_POOL_SIZE says: that
+    pool serves `vot analysis` and `vot report` only). Each tracker may run for an equal share
+    of the time left, times the trackers running beside it. tracker -> its problem (None: its
+    results are complete), in `trackers`' order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    problems: dict[str, str | None] = {}
+    start_lock = threading.Lock()
+    remaining = list(trackers)
+
+    def one(tracker: str) -> None:
+        with start_lock:
+            left = len(remaining)
+            remaining.remove(tracker)
+            share = max(deadline - time.perf_counter(), 0.0) * min(workers, left) / left
+        problems[tracker] = evaluate(tracker, workspace, env, share, resume)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # threads: each waits on its own `vot` process
+        list(pool.map(one, trackers))
+    return {tracker: problems[tracker] for tracker in trackers}
+
+
 def analyse(workspace: Path, trackers: Sequence[str], env: dict[str, str], ci: bool | None = None) -> list[str]:
     """`vot analysis`, `vot report --format html` and the tables for `trackers`; what failed."""
     log_dir = workspace / "logs" / "main_job"
@@ -318,11 +344,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reported (default: %%(default)s)" % RESERVE_SECONDS,
     )
     parser.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="evaluate N trackers at a time, each in its own `vot evaluate` (default 1; with --threads, "
+        "N x threads should not exceed the cores)",
+    )
+    parser.add_argument(
         "--ci", action=argparse.BooleanOptionalAction, default=None,
         help="95%% bootstrap intervals over sequences in the tables (default: from 5 sequences on; "
         "the default benchmark has 4)",
     )
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
     workspace = args.workspace.resolve()
     if not (workspace / "config.yaml").is_file():
         parser.error(f"{workspace} is not a VOT workspace (no config.yaml)")
@@ -341,15 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     deadline = started + 60.0 * args.budget - RESERVE_SECONDS
-    problems: list[str] = []
-    evaluated = []
-    for position, tracker in enumerate(args.trackers):
-        share = max(deadline - time.perf_counter(), 0.0) / (len(args.trackers) - position)
-        problem = evaluate(tracker, workspace, env, share, args.resume)
-        if problem:
-            problems.append(problem)
-        else:
-            evaluated.append(tracker)
+    outcomes = evaluate_all(args.trackers, workspace, env, deadline, args.resume, args.workers)
+    problems = [problem for problem in outcomes.values() if problem]
+    evaluated = [tracker for tracker, problem in outcomes.items() if not problem]
     if evaluated:
         problems += analyse(workspace, evaluated, env, args.ci)
 
