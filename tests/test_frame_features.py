@@ -22,6 +22,7 @@ from tracker.data.sequence import InMemorySequence
 from tracker.training.frame_features import (
     FrameFeatureStore,
     compare_cut_to_crop,
+    frames_by_level,
     level_of_scale,
     levels_for_sides,
     scale_of_level,
@@ -55,7 +56,7 @@ def test_a_cut_roi_equals_the_cropped_roi_through_a_linear_backbone(tmp_path, si
     sequence = linear_sequence(object_side=int(side) // 2)  # ROI side 112: scale 2, level 4; 224: level 0
     backbone = AveragePool16()
     store = FrameFeatureStore.build(tmp_path / "store", [sequence], backbone, progress=False)
-    assert level in store.levels["linear"]
+    assert store.levels["linear"][level] == [0, 1, 2]
     box = torch.tensor([[125.0, 118.0, side]])  # well inside the 250x240 frame
     for frame in range(len(sequence)):
         image = torch.from_numpy(sequence.frame(frame)).permute(2, 0, 1)[None]
@@ -79,13 +80,24 @@ def test_the_comparison_reports_cosines_near_one_for_that_backbone(tmp_path):
 def test_the_store_is_reused_and_refuses_another_backbone(tmp_path):
     sequence = linear_sequence()
     store = FrameFeatureStore.build(tmp_path / "store", [sequence], AveragePool16(), progress=False)
-    path = tmp_path / "store" / "linear" / f"level{store.levels['linear'][0]}.npy"
+    path = tmp_path / "store" / "linear" / f"level{min(store.levels['linear'])}.npy"
     stamp = path.stat().st_mtime_ns
     again = FrameFeatureStore.build(tmp_path / "store", [sequence], AveragePool16(), progress=False)
     assert again.levels == store.levels and path.stat().st_mtime_ns == stamp  # nothing recomputed
     assert np.load(path, mmap_mode="r").dtype == np.float16
     with pytest.raises(ValueError, match="other frames or another backbone"):
         FrameFeatureStore.build(tmp_path / "store", [sequence], AveragePool16(offset=1.0), progress=False)
+
+
+def test_a_level_holds_the_frames_near_those_that_need_it():
+    sides = np.array([672.0] * 20 + [60.0] + [672.0] * 9)
+    visible = np.ones(30, bool)
+    visible[25] = False
+    by_level = frames_by_level(sides, visible, reach=5)
+    small = levels_for_sides([60.0])
+    for level in small:
+        assert by_level[level] == list(range(15, 26))  # frame 20's level, frames 15..25 only
+    assert by_level[levels_for_sides([672.0])[-1]] == list(range(30))
 
 
 def test_levels_cover_the_perturbed_roi_sides():

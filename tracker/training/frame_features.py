@@ -6,14 +6,18 @@ A ROI of side `side` is cropped to 224 pixels, i.e. the frame is seen at scale 2
 store keeps scales on a geometric grid, `2 ** (k / LEVELS_PER_OCTAVE)`: a ROI reads the level
 nearest its own scale, at most 2 ** (1 / 8) = 9 % off, which its pool4 cells absorb the way
 they absorb the [0.9, 1.1] side perturbation of Sec. 3.3. The levels a sequence needs come
-from its object boxes (ROI side = 2 x object side, perturbed by `SIDE_JITTER`).
+from its object boxes (ROI side = 2 x object side, clipped to [56, 672], perturbed by `SIDE_JITTER`).
 
 How far a cut ROI is from the ROI cropped and passed through the backbone (padding, receptive
 fields that see past the ROI, the grid's scale) is measured, not assumed: `compare_cut_to_crop`
 (cosine per pool4 cell), `pixtrack feature-store compare`.
 
-    <folder>/store.json                                  key (frames, backbone), levels
-    <folder>/<sequence>/level<k>.npy                     [frames, 512, h_k, w_k] float16
+    <folder>/store.json                                  key (frames, backbone), frames a level
+    <folder>/<sequence>/level<k>.npy                     [frames at level k, 512, h_k, w_k] float16
+
+A level holds only the frames whose ROIs read it, give or take `FRAME_REACH`
+(`frames_by_level`): a sequence whose object is small in a few frames pays for the high
+scales there only.
 
 The key hashes the frames' paths, sizes and modification times and the backbone's weights: a
 store built from other frames or weights is refused, never silently reused.
@@ -40,7 +44,10 @@ LEVELS_PER_OCTAVE = 4
 SIDE_JITTER = (0.9, 1.1)
 """The ROI side perturbation of Sec. 3.3 (`tracker.training.samples`): its levels are stored too."""
 FEATURE_STRIDE = 16
-FORMAT_VERSION = 1
+FRAME_REACH = 5
+"""A level holds the frames within this many of one that needs it: Sec. 3.3 centres a frame's
+ROI by the mask `lag` (5) frames back, so its scale is that frame's."""
+FORMAT_VERSION = 2
 
 
 def level_of_scale(scale: float) -> int:
@@ -104,20 +111,33 @@ def frame_features(backbone: nn.Module, frame: np.ndarray, level: int, device: s
     return backbone(resized)[0]
 
 
+def frames_by_level(sides: np.ndarray, visible: np.ndarray, reach: int = FRAME_REACH) -> dict[int, list[int]]:
+    """level -> the frames stored at it: every frame within `reach` of a frame whose object
+    (visible, ROI side `sides[f]`) reads that level. A small object costs its high levels only
+    where it is small, not over the whole sequence."""
+    count = len(sides)
+    wanted: dict[int, set[int]] = {}
+    for frame in np.flatnonzero(visible):
+        for level in levels_for_sides([float(sides[frame])]):
+            wanted.setdefault(level, set()).update(range(max(0, frame - reach), min(count, frame + reach + 1)))
+    return {level: sorted(frames) for level, frames in sorted(wanted.items())}
+
+
 @dataclass
 class FrameFeatureStore:
-    """The store in `folder` (built by `build`): `cut` gives ROI features of any frame."""
+    """The store in `folder` (built by `build`): `cut` gives ROI features of any stored frame."""
 
     folder: Path
-    levels: dict[str, list[int]]
+    levels: dict[str, dict[int, list[int]]]
+    """sequence -> level -> the frames stored at that level (`frames_by_level`)."""
     frame_sizes: dict[str, tuple[int, int]]
     _maps: dict[tuple[str, int], np.ndarray]
 
     @classmethod
     def build(cls, folder: str | Path, sequences: Seq, backbone: nn.Module, device: str | torch.device = "cpu",
               progress: bool = True) -> FrameFeatureStore:
-        """Compute what is missing (a sequence's levels are each written atomically) and open
-        the store; refuses a folder that holds a store of other frames or another backbone."""
+        """Compute what is missing (each level of a sequence is written atomically) and open the
+        store; refuses a folder that holds a store of other frames or another backbone."""
         from tracker.training.samples import object_boxes
 
         folder = Path(folder)
@@ -131,26 +151,30 @@ class FrameFeatureStore:
         folder.mkdir(parents=True, exist_ok=True)
         levels, sizes = {}, {}
         for sequence in sequences:
-            sides = object_boxes(sequence).boxes[:, 2] * geometry.ROI_SCALE
-            sides = np.clip(sides, geometry.MIN_ROI_SIDE, geometry.MAX_ROI_SIDE)
-            levels[sequence.name] = levels_for_sides(sides)
+            boxes = object_boxes(sequence)
+            sides = np.clip(boxes.boxes[:, 2] * geometry.ROI_SCALE, geometry.MIN_ROI_SIDE, geometry.MAX_ROI_SIDE)
+            # Frames without the object place no ROI of their own (an empty mask's box has side 0).
+            levels[sequence.name] = frames_by_level(sides, boxes.pixels > 0)
             sizes[sequence.name] = tuple(int(v) for v in sequence.frame_size)
-        manifest = {"key": key, "levels": levels, "frame_sizes": sizes}
-        manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+        manifest = {"key": key, "levels": {name: {str(k): v for k, v in by_level.items()} for name, by_level in levels.items()},
+                    "frame_sizes": sizes}
+        manifest_path.write_text(json.dumps(manifest) + "\n")
         backbone = backbone.to(device)
-        todo = [(s, level) for s in sequences for level in levels[s.name]
+        todo = [(s, level, frames) for s in sequences for level, frames in levels[s.name].items()
                 if not (folder / s.name / f"level{level}.npy").is_file()]
-        bar = tqdm(total=sum(len(s) for s, _ in todo), desc="frame features", unit="frame", disable=not progress)
-        for sequence, level in todo:
+        bar = tqdm(total=sum(len(frames) for _, _, frames in todo), desc="frame features", unit="frame",
+                   disable=not progress)
+        for sequence, level, frames in todo:
             target = folder / sequence.name / f"level{level}.npy"
             target.parent.mkdir(parents=True, exist_ok=True)
-            first = frame_features(backbone, sequence.frame(0), level, device)
             temporary = target.with_name(f".{target.name}.tmp")
-            stored = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float16,
-                                               shape=(len(sequence), *first.shape))
-            for index in range(len(sequence)):
-                features = first if index == 0 else frame_features(backbone, sequence.frame(index), level, device)
-                stored[index] = features.to("cpu", torch.float16).numpy()
+            stored = None
+            for row, index in enumerate(frames):
+                features = frame_features(backbone, sequence.frame(index), level, device).to("cpu", torch.float16)
+                if stored is None:
+                    stored = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float16,
+                                                       shape=(len(frames), *features.shape))
+                stored[row] = features.numpy()
                 bar.update()
             stored.flush()
             del stored
@@ -166,28 +190,33 @@ class FrameFeatureStore:
             raise FileNotFoundError(f"no feature store in {folder} (no store.json)")
         manifest = json.loads(manifest_path.read_text())
         sizes = {name: (int(h), int(w)) for name, (h, w) in manifest["frame_sizes"].items()}
-        return cls(folder, {name: list(v) for name, v in manifest["levels"].items()}, sizes, {})
+        levels = {name: {int(k): list(v) for k, v in by_level.items()} for name, by_level in manifest["levels"].items()}
+        return cls(folder, levels, sizes, {})
 
     def features(self, sequence: str, level: int) -> np.ndarray:
-        """The memory-mapped [frames, 512, h, w] float16 features of one sequence at one level."""
+        """The memory-mapped [stored frames, 512, h, w] float16 features of a sequence at a level."""
         if (sequence, level) not in self._maps:
             path = self.folder / sequence / f"level{level}.npy"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: the store has no level {level} of {sequence!r} "
-                                        f"(it has {self.levels.get(sequence)})")
+                                        f"(it has {sorted(self.levels.get(sequence, {}))})")
             self._maps[(sequence, level)] = np.load(path, mmap_mode="r")
         return self._maps[(sequence, level)]
 
     def cut(self, sequence: str, frame: int, boxes: Tensor, size: int = geometry.ROI_SIZE // FEATURE_STRIDE) -> Tensor:
         """pool4 features [B, 512, size, size] of the ROIs `boxes` [B, 3] (cx, cy, side in frame
-        pixels) of one frame, each read at the stored level nearest its scale."""
+        pixels) of one frame, each read at the level nearest its scale among those that hold
+        the frame."""
         boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 3)
-        available = self.levels[sequence]
+        available = [level for level, frames in self.levels[sequence].items() if frame in frames]
+        if not available:
+            raise ValueError(f"the store holds frame {frame} of {sequence!r} at no level")
         out = []
         for cx, cy, side in boxes.tolist():
             wanted = level_of_scale(size * FEATURE_STRIDE / side)
             level = min(available, key=lambda k: abs(k - wanted))
-            grid = torch.from_numpy(np.asarray(self.features(sequence, level)[frame], dtype=np.float32))[None]
+            row = self.levels[sequence][level].index(frame)
+            grid = torch.from_numpy(np.asarray(self.features(sequence, level)[row], dtype=np.float32))[None]
             out.append(roi_align(grid, torch.tensor([[cx, cy, side]]) * (scale_of_level(level) / FEATURE_STRIDE), size))
         return torch.cat(out)
 
