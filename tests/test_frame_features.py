@@ -23,6 +23,7 @@ from tracker.training.frame_features import (
     FrameFeatureStore,
     compare_cut_to_crop,
     frames_by_level,
+    level_cells,
     level_of_scale,
     levels_for_sides,
     scale_of_level,
@@ -51,12 +52,14 @@ def linear_sequence(frames: int = 3, height: int = 240, width: int = 250, object
     return InMemorySequence("linear", images, masks)
 
 
-@pytest.mark.parametrize("side, level", [(112.0, 4), (224.0, 0)])
+@pytest.mark.parametrize("side, level", [(112.0, 4), (224.0, 0), (56.0, 8)])  # level 8: a window of the frame
 def test_a_cut_roi_equals_the_cropped_roi_through_a_linear_backbone(tmp_path, side, level):
-    sequence = linear_sequence(object_side=int(side) // 2)  # ROI side 112: scale 2, level 4; 224: level 0
+    sequence = linear_sequence(object_side=int(side) // 2)  # ROI side 112: scale 2, level 4; 224: level 0; 56: 8
     backbone = AveragePool16()
     store = FrameFeatureStore.build(tmp_path / "store", [sequence], backbone, progress=False)
     assert store.levels["linear"][level] == [0, 1, 2]
+    windowed = store.features("linear", level).shape[-2:] != level_cells(sequence.frame_size, level)
+    assert windowed == (level == 8)
     box = torch.tensor([[125.0, 118.0, side]])  # well inside the 250x240 frame
     for frame in range(len(sequence)):
         image = torch.from_numpy(sequence.frame(frame)).permute(2, 0, 1)[None]

@@ -14,10 +14,12 @@ fields that see past the ROI, the grid's scale) is measured, not assumed: `compa
 
     <folder>/store.json                                  key (frames, backbone), frames a level
     <folder>/<sequence>/level<k>.npy                     [frames at level k, 512, h_k, w_k] float16
+    <folder>/<sequence>/level<k>-origins.npy             [frames at level k, 2]: each window's first cell
 
 A level holds only the frames whose ROIs read it, give or take `FRAME_REACH`
-(`frames_by_level`): a sequence whose object is small in a few frames pays for the high
-scales there only.
+(`frames_by_level`), and of each frame at most `WINDOW_CELLS` square around the object: a
+sequence whose object is small in a few frames pays for the high scales there, and there a
+window, not the whole frame enlarged.
 
 The key hashes the frames' paths, sizes and modification times and the backbone's weights: a
 store built from other frames or weights is refused, never silently reused.
@@ -47,7 +49,10 @@ FEATURE_STRIDE = 16
 FRAME_REACH = 5
 """A level holds the frames within this many of one that needs it: Sec. 3.3 centres a frame's
 ROI by the mask `lag` (5) frames back, so its scale is that frame's."""
-FORMAT_VERSION = 2
+WINDOW_CELLS = 32
+"""A level keeps at most 32 x 32 cells of a frame (512 pixels at its scale, 2.3 ROI sides),
+centred on the object: a small object's high scales cost a window, not the frame blown up 4x."""
+FORMAT_VERSION = 3
 
 
 def level_of_scale(scale: float) -> int:
@@ -101,14 +106,40 @@ def frames_id(sequences: Seq) -> str:
     return digest.hexdigest()[:16]
 
 
-def frame_features(backbone: nn.Module, frame: np.ndarray, level: int, device: str | torch.device = "cpu") -> Tensor:
-    """pool4 of a whole frame HxWx3 uint8 resized to scale `scale_of_level(level)`: [512, h, w]."""
+def level_cells(frame_size: tuple[int, int], level: int) -> tuple[int, int]:
+    """(rows, columns) of pool4 cells of the whole frame at `level`."""
+    scale = scale_of_level(level)
+    return tuple(max(1, math.ceil(round(side * scale) / FEATURE_STRIDE)) for side in frame_size)
+
+
+def window_shape(frame_size: tuple[int, int], level: int) -> tuple[int, int]:
+    """The cells a level stores of each frame: the whole frame, or `WINDOW_CELLS` around the object."""
+    return tuple(min(WINDOW_CELLS, cells) for cells in level_cells(frame_size, level))
+
+
+def window_origin(centre: tuple[float, float], frame_size: tuple[int, int], level: int) -> tuple[int, int]:
+    """The (row, column) cell where a frame's window at `level` starts: centred on `centre`
+    (x, y frame pixels), inside the frame."""
+    scale = scale_of_level(level) / FEATURE_STRIDE
+    rows, columns = level_cells(frame_size, level)
+    height, width = window_shape(frame_size, level)
+    row = int(np.clip(round(centre[1] * scale - height / 2), 0, rows - height))
+    column = int(np.clip(round(centre[0] * scale - width / 2), 0, columns - width))
+    return row, column
+
+
+def frame_features(backbone: nn.Module, frame: np.ndarray, level: int, origin: tuple[int, int] = (0, 0),
+                   device: str | torch.device = "cpu") -> Tensor:
+    """pool4 [512, h, w] of a frame HxWx3 uint8 resized to scale `scale_of_level(level)`, of the
+    window `window_shape` cells from cell `origin` (row, column)."""
     image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].to(device, torch.float32)
     scale = scale_of_level(level)
     size = (max(FEATURE_STRIDE, round(image.shape[-2] * scale)), max(FEATURE_STRIDE, round(image.shape[-1] * scale)))
     # Bilinear without antialiasing: the sampling `tracker.roi.crop` does, so a cut ROI sees the pixels a crop does.
     resized = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
-    return backbone(resized)[0]
+    height, width = window_shape(tuple(frame.shape[:2]), level)
+    top, left = origin[0] * FEATURE_STRIDE, origin[1] * FEATURE_STRIDE
+    return backbone(resized[..., top : top + height * FEATURE_STRIDE, left : left + width * FEATURE_STRIDE])[0]
 
 
 def frames_by_level(sides: np.ndarray, visible: np.ndarray, reach: int = FRAME_REACH) -> dict[int, list[int]]:
@@ -123,6 +154,20 @@ def frames_by_level(sides: np.ndarray, visible: np.ndarray, reach: int = FRAME_R
     return {level: sorted(frames) for level, frames in sorted(wanted.items())}
 
 
+def _window_centres(boxes) -> list[tuple[float, float]]:
+    """Where each frame's windows centre: the object's centre over the frame and the `FRAME_REACH`
+    before it (a ROI is centred by the mask `lag` frames back), the nearest visible one where
+    the object is out of view."""
+    visible = np.flatnonzero(boxes.pixels > 0)
+    centres = []
+    for index in range(len(boxes.pixels)):
+        near = visible[(visible >= index - FRAME_REACH) & (visible <= index)]
+        if not near.size:
+            near = visible[np.argmin(np.abs(visible - index))][None] if visible.size else np.array([], int)
+        centres.append(tuple(float(v) for v in boxes.boxes[near, :2].mean(axis=0)) if near.size else (0.0, 0.0))
+    return centres
+
+
 @dataclass
 class FrameFeatureStore:
     """The store in `folder` (built by `build`): `cut` gives ROI features of any stored frame."""
@@ -131,7 +176,7 @@ class FrameFeatureStore:
     levels: dict[str, dict[int, list[int]]]
     """sequence -> level -> the frames stored at that level (`frames_by_level`)."""
     frame_sizes: dict[str, tuple[int, int]]
-    _maps: dict[tuple[str, int], np.ndarray]
+    _maps: dict[tuple, np.ndarray]
 
     @classmethod
     def build(cls, folder: str | Path, sequences: Seq, backbone: nn.Module, device: str | torch.device = "cpu",
@@ -167,14 +212,18 @@ class FrameFeatureStore:
         for sequence, level, frames in todo:
             target = folder / sequence.name / f"level{level}.npy"
             target.parent.mkdir(parents=True, exist_ok=True)
+            centres = _window_centres(object_boxes(sequence))
+            origins = np.array([window_origin(centres[index], sequence.frame_size, level) for index in frames],
+                               dtype=np.int32)
+            np.save(folder / sequence.name / f"level{level}-origins.npy", origins)
             temporary = target.with_name(f".{target.name}.tmp")
             stored = None
             for row, index in enumerate(frames):
-                features = frame_features(backbone, sequence.frame(index), level, device).to("cpu", torch.float16)
+                features = frame_features(backbone, sequence.frame(index), level, tuple(origins[row]), device)
                 if stored is None:
                     stored = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float16,
                                                        shape=(len(frames), *features.shape))
-                stored[row] = features.numpy()
+                stored[row] = features.to("cpu", torch.float16).numpy()
                 bar.update()
             stored.flush()
             del stored
@@ -203,6 +252,12 @@ class FrameFeatureStore:
             self._maps[(sequence, level)] = np.load(path, mmap_mode="r")
         return self._maps[(sequence, level)]
 
+    def origins(self, sequence: str, level: int) -> np.ndarray:
+        """[stored frames, 2]: the (row, column) cell where each stored frame's window starts."""
+        if (sequence, level, "origins") not in self._maps:
+            self._maps[(sequence, level, "origins")] = np.load(self.folder / sequence / f"level{level}-origins.npy")
+        return self._maps[(sequence, level, "origins")]
+
     def cut(self, sequence: str, frame: int, boxes: Tensor, size: int = geometry.ROI_SIZE // FEATURE_STRIDE) -> Tensor:
         """pool4 features [B, 512, size, size] of the ROIs `boxes` [B, 3] (cx, cy, side in frame
         pixels) of one frame, each read at the level nearest its scale among those that hold
@@ -217,7 +272,9 @@ class FrameFeatureStore:
             level = min(available, key=lambda k: abs(k - wanted))
             row = self.levels[sequence][level].index(frame)
             grid = torch.from_numpy(np.asarray(self.features(sequence, level)[row], dtype=np.float32))[None]
-            out.append(roi_align(grid, torch.tensor([[cx, cy, side]]) * (scale_of_level(level) / FEATURE_STRIDE), size))
+            top, left = (int(v) for v in self.origins(sequence, level)[row])
+            cells = torch.tensor([[cx, cy, side]]) * (scale_of_level(level) / FEATURE_STRIDE)
+            out.append(roi_align(grid, cells - torch.tensor([[left, top, 0.0]]), size))
         return torch.cat(out)
 
 
