@@ -14,7 +14,9 @@ cached (outputs/cache/runs by default), so a second call re-reads rather than re
 `--workspace W` scores the masks `vot evaluate` stored in W instead of tracking (Table 3
 only: VOT runs are full tracking). `--checkpoint NAME=folds.json` evaluates k-fold
 checkpoints (evaluation.protocols.load_checkpoint_map). `--clips N` adds the pixel AUC
-over N random 32-frame clips (Fig. 4).
+over N random 32-frame clips (Fig. 4). `--workers N` tracks the runs N at a time and
+`--shard I/N` only a part of them, into the cache (evaluation.parallel). The table model is
+evaluation.table_model, its rendering evaluation.table_render.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import sys
 from collections.abc import Sequence as Seq
 from pathlib import Path
 
-from evaluation.protocols import CLIP_LENGTH, GT_ROI, PAPER_LENGTHS, PAPER_THRESHOLDS, PROTOCOLS
 from evaluation.parallel import spread_arguments, spread_from
+from evaluation.protocols import CLIP_LENGTH, GT_ROI, PAPER_LENGTHS, PAPER_THRESHOLDS, PROTOCOLS
 from evaluation.table_model import TABLE_PROTOCOLS, build_table
 from evaluation.table_render import clip_report, emit_table, plot_sequence_ious
 

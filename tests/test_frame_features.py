@@ -24,6 +24,7 @@ from tracker.training.frame_features import (
     compare_cut_to_crop,
     frames_by_level,
     level_cells,
+    padding_features,
     level_of_scale,
     levels_for_sides,
     scale_of_level,
@@ -127,3 +128,14 @@ def test_the_command_builds_a_store_and_writes_the_comparison(tmp_path, capsys):
     summary = json.loads((tmp_path / "store" / "compare.json").read_text())
     assert summary["rois"] == 2 and -1.0 <= summary["cells_mean"] <= 1.0
     assert "cosine(cut, cropped) per pool4 cell" in capsys.readouterr().out
+
+
+def test_cells_beyond_the_frame_read_what_a_black_crop_gives(tmp_path):
+    sequence = linear_sequence()
+    backbone = AveragePool16(offset=60.0)
+    store = FrameFeatureStore.build(tmp_path / "store", [sequence], backbone, progress=False)
+    padding = padding_features(backbone)
+    torch.testing.assert_close(store.padding, padding)
+    torch.testing.assert_close(padding, torch.full((3,), -60.0))  # black minus the stand-in's mean
+    cut = store.cut("linear", 0, torch.tensor([[10.0, 118.0, 112.0]]))  # its left half lies beyond the frame
+    torch.testing.assert_close(cut[0, :, :, 0], padding[:, None].expand(3, 14))

@@ -229,6 +229,8 @@ class FrameFeatureStore:
             del stored
             temporary.replace(target)
         bar.close()
+        if not (folder / "padding.npy").is_file():
+            np.save(folder / "padding.npy", padding_features(backbone, device).cpu().numpy())
         return cls.open(folder)
 
     @classmethod
@@ -252,6 +254,13 @@ class FrameFeatureStore:
             self._maps[(sequence, level)] = np.load(path, mmap_mode="r")
         return self._maps[(sequence, level)]
 
+    @property
+    def padding(self) -> Tensor:
+        """[512]: what cells outside the frame read (`padding_features`)."""
+        if "padding" not in self._maps:
+            self._maps["padding"] = np.load(self.folder / "padding.npy")
+        return torch.from_numpy(self._maps["padding"])
+
     def origins(self, sequence: str, level: int) -> np.ndarray:
         """[stored frames, 2]: the (row, column) cell where each stored frame's window starts."""
         if (sequence, level, "origins") not in self._maps:
@@ -274,16 +283,26 @@ class FrameFeatureStore:
             grid = torch.from_numpy(np.asarray(self.features(sequence, level)[row], dtype=np.float32))[None]
             top, left = (int(v) for v in self.origins(sequence, level)[row])
             cells = torch.tensor([[cx, cy, side]]) * (scale_of_level(level) / FEATURE_STRIDE)
-            out.append(roi_align(grid, cells - torch.tensor([[left, top, 0.0]]), size))
+            out.append(roi_align(grid, cells - torch.tensor([[left, top, 0.0]]), size, self.padding))
         return torch.cat(out)
 
 
-def roi_align(features: Tensor, boxes: Tensor, size: int) -> Tensor:
+def padding_features(backbone: nn.Module, device: str | torch.device = "cpu") -> Tensor:
+    """[C]: the backbone's features deep inside an all-black image, which is what a crop's cells
+    beyond the frame see (`tracker.roi.crop` reads zeros there)."""
+    black = torch.zeros(1, 3, 224, 224, device=device)
+    return backbone(black)[0, :, 7, 7].float()
+
+
+def roi_align(features: Tensor, boxes: Tensor, size: int, padding: Tensor | None = None) -> Tensor:
     """RoIAlign (Mask R-CNN's, aligned, 2 x 2 bilinear samples a bin, averaged) of square `boxes`
     [B, 3] given in feature cells: `tracker.roi.crop` at twice the size, then 2 x 2 means. The
-    samples are where a crop of the frame puts its pixels, and cells outside read zeros, as
-    pixels outside the frame do in a crop."""
-    return F.avg_pool2d(geometry.crop(features.expand(boxes.shape[0], -1, -1, -1), boxes, 2 * size), 2)
+    samples are where a crop of the frame puts its pixels; samples beyond the features read
+    `padding` [C] (zeros where None), blended with it across the edge."""
+    if padding is None:
+        return F.avg_pool2d(geometry.crop(features.expand(boxes.shape[0], -1, -1, -1), boxes, 2 * size), 2)
+    fill = padding.to(features.dtype).view(1, -1, 1, 1)
+    return roi_align(features - fill, boxes, size) + fill
 
 
 @dataclass(frozen=True)
