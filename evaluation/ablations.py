@@ -57,7 +57,8 @@ from evaluation.parallel import Spread, spread_arguments, spread_from
 from evaluation.protocols import CLIP_LENGTH, GT_ROI, PAPER_LENGTHS, PAPER_THRESHOLDS, PROTOCOLS, TRACKING, TrackerSpec
 
 ABLATIONS = ("insertion", "trackers", "memory", "options")
-OPTION_CONFIGS = ("lite", "lite+prior-pool4", "lite+prior", "lite+align", "lite+prior+align")
+OPTION_CONFIGS = ("lite", "lite+prior-pool4", "lite+prior", "lite+align", "lite+match", "lite+prior+align",
+                  "lite+prior+match")
 """The options ablation's default rows: Table 1's local model, each option beyond it alone,
 and together (tracker.config)."""
 INSERTION_VARIANTS = {"with insertion": True, "without insertion": False}

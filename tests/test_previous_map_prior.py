@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tracker import roi as geometry
 from tracker.checkpoint import save_checkpoint
@@ -245,3 +246,80 @@ def test_the_tracker_and_training_align_the_state_where_the_configuration_says()
     _, after = tracker.track(frame, state)
     for (h, _), (h_ref, _) in zip(calls[0], align_state(state.local, state.roi, after.roi)):
         torch.testing.assert_close(h, h_ref)
+
+
+# --- first-frame matching (LocalConfig.first_frame_matching) ---------------------------------
+
+
+def test_matching_the_first_frame_with_itself_is_high_on_the_object_and_low_off_it():
+    config = get_config("lite+match")
+    model = LocalModel(config.local, backbone=TinyBackbone())
+    torch.manual_seed(0)
+    side = config.local.feature_size
+    # Object cells share one feature direction, background cells another (plus noise).
+    plain = torch.randn(1, 512, side, side) * 0.1
+    mask = torch.zeros(1, 1, 224, 224)
+    mask[..., 64:160, 48:176] = 1.0
+    cells = F.adaptive_avg_pool2d(mask, side)[0, 0] >= 0.5
+    plain[0, :, cells] += torch.linspace(-1, 1, 512)[:, None]
+    plain[0, :, ~cells] += torch.linspace(1, -1, 512).roll(100)[:, None]
+    channels = model.matching(plain, model.reference(plain, mask))
+    assert channels.shape == (1, 2, side, side)
+    on_object, on_background = channels[0, 0], channels[0, 1]
+    assert on_object[cells].min() > 0.9 and on_object[~cells].max() < 0.5
+    assert on_background[~cells].min() > 0.9 and on_background[cells].max() < 0.5
+
+
+def test_top_k_means_count_only_the_cells_asked_for():
+    from tracker.local_model import _top_k_mean
+
+    similarity = torch.tensor([[[0.9, 0.8, 0.1, -0.5]]])
+    assert _top_k_mean(similarity, torch.tensor([[True, True, False, False]]), 3).item() == pytest.approx(0.85)
+    assert _top_k_mean(similarity, torch.tensor([[False, False, True, True]]), 1).item() == pytest.approx(0.1)
+    assert _top_k_mean(similarity, torch.tensor([[False, False, False, False]]), 2).item() == 0.0
+
+
+def test_a_matching_model_computes_what_lite_does_until_trained_and_needs_its_reference():
+    lite, match = get_config("lite"), get_config("lite+match")
+    torch.manual_seed(1)
+    plain_model = LocalModel(lite.local, backbone=TinyBackbone())
+    matching_model = LocalModel(match.local, backbone=TinyBackbone())
+    matching_model.load_state_dict(plain_model.state_dict(), strict=False)
+    assert matching_model.match_fcnn.weight.abs().sum() == 0  # zero-initialised
+    pool4 = torch.randn(2, 512, 14, 14)
+    masks = torch.zeros(2, 1, 224, 224)
+    masks[..., 80:150, 70:160] = 1
+    state = plain_model.init_memory_from_features(pool4, pool4)
+    expected, _ = plain_model.step_from_features(pool4, state)
+    got, _ = matching_model.step_from_features(pool4, state, reference=matching_model.reference(pool4, masks))
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(ValueError, match="pass reference"):
+        matching_model.step_from_features(pool4, state)
+    with pytest.raises(ValueError, match="does no first-frame matching"):
+        plain_model.step_from_features(pool4, state, reference=matching_model.reference(pool4, masks))
+
+
+def test_a_matching_model_trains_through_the_unroll_and_tracks_with_its_first_frame(tmp_path):
+    from tracker.training.local_trainer import clip_geometry
+
+    config = get_config("lite+match")
+    torch.manual_seed(2)
+    model = LocalModel(config.local, backbone=TinyBackbone())
+    plain = torch.randn(2, 4, 512, 14, 14)
+    masks = torch.zeros(2, 4, 1, 224, 224)
+    masks[..., 60:170, 50:180] = 1
+    extra = clip_geometry(model, {}, masks, PriorConfig(), torch.Generator().manual_seed(0))
+    assert set(extra) == {"reference_mask"}  # no placement needed for matching alone
+    logits = LocalUnroll(model)(plain, plain[:, 0], **extra)
+    logits.mean().backward()
+    assert model.match_fcnn.weight.grad.abs().sum() > 0  # the matching channels reach the loss
+    path = save_checkpoint(tmp_path / "match.safetensors", "two-stage", config,
+                           {"local": model, "global": GlobalModel(config.global_)})
+    tracker = TwoStageTracker.from_checkpoint(path, device="cpu", backbone=TinyBackbone())
+    frame = np.zeros((120, 160, 3), np.uint8)
+    mask = np.zeros((120, 160), bool)
+    mask[40:70, 50:90] = True
+    state = tracker.init(frame, mask)
+    assert state.reference is not None and state.reference[0].shape == (1, 512, 196)
+    prob, state = tracker.track(frame, state)
+    assert prob.shape == (120, 160) and np.isfinite(prob).all() and state.reference is not None

@@ -49,6 +49,10 @@ class LocalConfig:
     """Beyond the paper: before each step, resample the ConvLSTM state from the previous ROI
     into the current one, so that memory stays on the object when the ROI moves (Eq. 1's
     Hadamard terms are not shift-equivariant; DyeNet warps its state the same way)."""
+    first_frame_matching: int = 0
+    """Beyond the paper: k > 0 adds two channels a pool4 cell, the mean of its k highest cosine
+    similarities to the first ROI's object cells and to its background cells (STM's first-frame
+    memory, reduced to a correspondence prior); 0: off."""
 
     def __post_init__(self) -> None:
         _as_tuple(self, "lstm_channels", "deconv_channels")
@@ -69,6 +73,8 @@ class LocalConfig:
         _check_odd(self, "conv_kernel", "deconv_kernel")
         if self.mask_dilation < 0:
             raise ConfigError(f"local.mask_dilation = {self.mask_dilation}: must be >= 0")
+        if self.first_frame_matching < 0:
+            raise ConfigError(f"local.first_frame_matching = {self.first_frame_matching}: must be >= 0 (0: off)")
 
     @property
     def feature_size(self) -> int:
@@ -83,7 +89,9 @@ class LocalConfig:
     @property
     def beyond_paper(self) -> list[str]:
         """The options of this configuration that Table 1 does not have (empty for paper, lite)."""
-        return [name for name, on in (("previous_map_prior", self.uses_prior), ("align_state", self.align_state)) if on]
+        options = (("previous_map_prior", self.uses_prior), ("align_state", self.align_state),
+                   ("first_frame_matching", self.first_frame_matching > 0))
+        return [name for name, on in options if on]
 
     @property
     def memory_channels(self) -> int:
@@ -188,6 +196,9 @@ def _lite_with(name: str, **options: Any) -> Callable[[], ModelConfig]:
     return make
 
 
+FIRST_FRAME_TOP_K = 8
+"""k of `first_frame_matching` in the named configurations (of 196 first-ROI cells)."""
+
 CONFIGS: dict[str, Callable[[], ModelConfig]] = {
     "paper": _paper,
     "lite": _lite,
@@ -197,6 +208,9 @@ CONFIGS: dict[str, Callable[[], ModelConfig]] = {
     "lite+prior-pool4": _lite_with("lite+prior-pool4", previous_map_prior="pool4"),
     "lite+align": _lite_with("lite+align", align_state=True),
     "lite+prior+align": _lite_with("lite+prior+align", previous_map_prior="pool4+decoder", align_state=True),
+    "lite+match": _lite_with("lite+match", first_frame_matching=FIRST_FRAME_TOP_K),
+    "lite+prior+match": _lite_with("lite+prior+match", previous_map_prior="pool4+decoder",
+                                   first_frame_matching=FIRST_FRAME_TOP_K),
 }
 
 

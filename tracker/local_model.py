@@ -13,6 +13,9 @@ model warm-started from the FCN or the lite layers computes what they did until 
 read the prior; adding (rather than concatenating) keeps every Table 1 layer's shape.
 `LocalConfig.align_state`: the caller moves the state from the previous ROI into the current
 one with `align_state` before each step (the model itself never sees boxes).
+`LocalConfig.first_frame_matching` (k): each pool4 cell's mean top-k cosine similarity to the
+first ROI's object cells and to its background cells (`reference`, `matching`), two channels
+through a zero-initialised 3x3 conv added to F-CNN's first conv, as the prior is.
 
 Memory initialisation (Sec. 3.2): the first ROI goes through the backbone plain and with the
 dilated object mask multiplied in before pool1 (one batched call of 2B images); M-CNN maps
@@ -39,6 +42,10 @@ LocalState = LSTMState
 """((h1, c1), (h2, c2)): one (h, c) pair a ConvLSTM layer, each [B, C, 14, 14]; tensors only."""
 
 POOL4_CHANNELS = 512
+
+Reference = tuple[Tensor, Tensor]
+"""The first ROI as `first_frame_matching` reads it: (unit pool4 features [B, 512, N], each
+cell's object coverage [B, N]), N = (S/16)^2 (`LocalModel.reference`)."""
 
 
 def align_state(state: LocalState, source: Tensor, target: Tensor) -> LocalState:
@@ -84,6 +91,7 @@ class LocalModel(nn.Module):
             self.prior_fcnn = _zero_conv(1, config.fcnn_channels, k)
         if config.previous_map_prior == "pool4+decoder":
             self.prior_decoder = _zero_conv(1, config.deconv_channels[1], k)
+        self.match_fcnn = _zero_conv(2, config.fcnn_channels, k) if config.first_frame_matching else None
         layers: list[nn.Module] = []
         widths = [config.lstm_channels[-1], *config.deconv_channels]
         kd = config.deconv_kernel
@@ -137,15 +145,44 @@ class LocalModel(nn.Module):
 
     # -------------------------------------------------------------- steps
 
-    def step_from_features_logits(self, pool4: Tensor, state: LocalState,
-                                  prior: Tensor | None = None) -> tuple[Tensor, LocalState]:
+    def reference(self, plain: Tensor, mask: Tensor) -> Reference:
+        """What `first_frame_matching` compares every later cell with: the first ROI's plain pool4
+        [B, 512, s, s] and its mask [B, 1, S, S] -> (unit features [B, 512, s*s], object
+        coverage of each cell [B, s*s])."""
+        self._check_features(plain)
+        self._check_map(mask, plain.shape[0], "mask")
+        coverage = _area_resize(mask.to(plain.dtype), self.config.feature_size).flatten(1)
+        return F.normalize(plain.flatten(2), dim=1), coverage
+
+    def matching(self, pool4: Tensor, reference: Reference) -> Tensor:
+        """[B, 2, s, s]: for each cell, the mean of its k highest cosine similarities to the
+        reference's object cells (coverage >= 0.5, or the most covered one) and to its
+        background cells (coverage < 0.5)."""
+        features, coverage = reference
+        similarity = torch.einsum("bcm,bcn->bmn", F.normalize(pool4.flatten(2), dim=1).to(features.dtype), features)
+        most = coverage == coverage.amax(dim=1, keepdim=True)
+        on_object = (coverage >= 0.5) | most
+        channels = [_top_k_mean(similarity, cells, self.config.first_frame_matching)
+                    for cells in (on_object, ~on_object)]
+        side = self.config.feature_size
+        return torch.stack(channels, dim=1).reshape(pool4.shape[0], 2, side, side)
+
+    def step_from_features_logits(self, pool4: Tensor, state: LocalState, prior: Tensor | None = None,
+                                  reference: Reference | None = None) -> tuple[Tensor, LocalState]:
         """pool4 [B, 512, S/16, S/16] and state -> (pre-sigmoid map [B, 1, S, S], new state).
 
-        `prior`: the previous map cropped by this ROI, [B, 1, S, S] in [0, 1]; required exactly
-        when the configuration uses it.
+        `prior`: the previous map cropped by this ROI, [B, 1, S, S] in [0, 1]; `reference`: the
+        first ROI's (`reference`); each required exactly when the configuration uses it.
         """
         self._check_features(pool4)
         features = self.fcnn[0](pool4)
+        if self.match_fcnn is not None:
+            if reference is None:
+                raise ValueError("this local model matches cells to the first frame (first_frame_matching = "
+                                 f"{self.config.first_frame_matching}): pass reference = model.reference(...)")
+            features = features + self.match_fcnn(self.matching(pool4, reference).to(features.dtype))
+        elif reference is not None:
+            raise ValueError("this local model does no first-frame matching; do not pass a reference")
         if self.prior_fcnn is not None:
             prior = self._check_prior(prior, pool4.shape[0])
             features = features + self.prior_fcnn(_area_resize(prior, self.config.feature_size).to(features.dtype))
@@ -155,19 +192,20 @@ class LocalModel(nn.Module):
         hidden, state = self.lstm(self.fcnn[1:](features), state)
         return self._decode(hidden, prior), state
 
-    def step_from_features(self, pool4: Tensor, state: LocalState,
-                           prior: Tensor | None = None) -> tuple[Tensor, LocalState]:
-        logits, state = self.step_from_features_logits(pool4, state, prior)
+    def step_from_features(self, pool4: Tensor, state: LocalState, prior: Tensor | None = None,
+                           reference: Reference | None = None) -> tuple[Tensor, LocalState]:
+        logits, state = self.step_from_features_logits(pool4, state, prior, reference)
         return torch.sigmoid(logits.float()), state  # fp32 maps even under bf16 / fp16 autocast
 
-    def step_logits(self, image: Tensor, state: LocalState,
-                    prior: Tensor | None = None) -> tuple[Tensor, LocalState]:
+    def step_logits(self, image: Tensor, state: LocalState, prior: Tensor | None = None,
+                    reference: Reference | None = None) -> tuple[Tensor, LocalState]:
         """ROI image [B, 3, S, S] RGB 0..255 -> (pre-sigmoid map, new state)."""
-        return self.step_from_features_logits(self.features(image), state, prior)
+        return self.step_from_features_logits(self.features(image), state, prior, reference)
 
-    def step(self, image: Tensor, state: LocalState, prior: Tensor | None = None) -> tuple[Tensor, LocalState]:
+    def step(self, image: Tensor, state: LocalState, prior: Tensor | None = None,
+             reference: Reference | None = None) -> tuple[Tensor, LocalState]:
         """ROI image [B, 3, S, S] RGB 0..255 -> (probability map [B, 1, S, S], new state)."""
-        logits, state = self.step_logits(image, state, prior)
+        logits, state = self.step_logits(image, state, prior, reference)
         return torch.sigmoid(logits.float()), state  # fp32 maps even under bf16 / fp16 autocast
 
     def _decode(self, hidden: Tensor, prior: Tensor | None) -> Tensor:
@@ -215,3 +253,12 @@ def _zero_conv(inputs: int, outputs: int, kernel: int) -> nn.Conv2d:
 def _area_resize(prior: Tensor, side: int) -> Tensor:
     """A [B, 1, S, S] map averaged down to [B, 1, side, side] (each cell: its pixels' mean)."""
     return F.adaptive_avg_pool2d(prior, side)
+
+
+def _top_k_mean(similarity: Tensor, cells: Tensor, k: int) -> Tensor:
+    """[B, M]: the mean of each row's k highest similarities [B, M, N] among `cells` [B, N]
+    (fewer where there are fewer such cells; 0 where there are none)."""
+    hidden = torch.where(cells[:, None, :], similarity, torch.full_like(similarity, -3.0))
+    top = hidden.topk(min(k, similarity.shape[-1]), dim=-1).values
+    valid = top > -2.0
+    return (top * valid).sum(-1) / valid.sum(-1).clamp(min=1)

@@ -83,6 +83,8 @@ class TwoStageState:
     previous_map: Tensor | None = None
     """[1, 1, H, W]: the last full-frame map (after init: the first mask), kept only for a
     local model that reads it as a prior (`pixtrack-plus`)."""
+    reference: Any = None
+    """The first ROI as a first-frame-matching local model compares with it (`LocalModel.reference`)."""
 
     def snapshot(self) -> dict[str, Any]:
         """CPU copies of the debug fields (a device sync: for plots, not for the tracking loop)."""
@@ -135,6 +137,7 @@ class TwoStageTracker:
         local_config = getattr(local_model, "config", None)
         self.uses_prior = bool(getattr(local_config, "uses_prior", False))
         self.align_state = bool(getattr(local_config, "align_state", False))
+        self.matches_first_frame = bool(getattr(local_config, "first_frame_matching", 0))
         self.beta = float(beta)
         self.warmup = int(warmup)
         self.map_threshold = map_threshold
@@ -175,9 +178,14 @@ class TwoStageTracker:
 
         object_box = geometry.box_from_mask(mask_t[:, 0])  # [1, 3]
         roi = geometry.roi_from_object_box(object_box)
-        local_state = self.local_model.init_memory(
-            geometry.crop(image, roi, self.roi_size), geometry.crop(mask_t, roi, self.roi_size)
-        )
+        roi_image, roi_mask = geometry.crop(image, roi, self.roi_size), geometry.crop(mask_t, roi, self.roi_size)
+        reference = None
+        if self.matches_first_frame:
+            plain, masked = self.local_model.memory_features(roi_image, roi_mask)
+            local_state = self.local_model.init_memory_from_features(plain, masked)
+            reference = self.local_model.reference(plain, roi_mask)
+        else:
+            local_state = self.local_model.init_memory(roi_image, roi_mask)
 
         aspect = torch.full((1,), frame_size[1] / frame_size[0], device=self.device)
         global_input = geometry.resize_map(mask_t, self.global_size)
@@ -197,6 +205,7 @@ class TwoStageTracker:
             theta_est=theta_old,
             roi=roi,
             previous_map=mask_t.float() if self.uses_prior else None,
+            reference=reference,
         )
 
     @tracking_step
@@ -238,9 +247,13 @@ class TwoStageTracker:
         with the options beyond the paper its configuration asks for (memory moved from the
         last ROI, the previous map cropped at `box`)."""
         memory = align_state(state.local, state.roi, box) if self.align_state else state.local
-        if state.previous_map is None:
-            return self.local_model.step(roi_image, memory)
-        return self.local_model.step(roi_image, memory, geometry.crop(state.previous_map, box, self.roi_size))
+        # Only what the model reads is passed: wrappers of Table 1 models take (image, state).
+        inputs: list[Any] = [roi_image, memory]
+        if state.previous_map is not None or state.reference is not None:
+            inputs.append(None if state.previous_map is None else geometry.crop(state.previous_map, box, self.roi_size))
+        if state.reference is not None:
+            inputs.append(state.reference)
+        return self.local_model.step(*inputs)
 
     @staticmethod
     def _sane_object_box(box: Tensor, frame_size: tuple[int, int]) -> Tensor:

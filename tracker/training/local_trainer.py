@@ -41,7 +41,8 @@ class LocalUnroll(nn.Module):
     For a model with a prior: `priors` `[B, T, 1, S, S]` (frame k's at k - 1), and where
     `own` `[B]` is set, frames 2..T read the clip's own previous map instead, moved from
     ROI k - 1 into ROI k by `placement` `[B, T + 1, 3]`. A model with `align_state` gets its
-    state moved the same way before each step, as the tracker does.
+    state moved the same way before each step, as the tracker does; one with
+    `first_frame_matching` compares each frame with the first ROI (`reference_mask` `[B, 1, S, S]`).
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -49,8 +50,10 @@ class LocalUnroll(nn.Module):
         self.model = model
 
     def forward(self, plain: Tensor, masked: Tensor, priors: Tensor | None = None,
-                placement: Tensor | None = None, own: Tensor | None = None) -> Tensor:
+                placement: Tensor | None = None, own: Tensor | None = None,
+                reference_mask: Tensor | None = None) -> Tensor:
         state = self.model.init_memory_from_features(plain[:, 0], masked)
+        reference = None if reference_mask is None else self.model.reference(plain[:, 0], reference_mask)
         aligned = getattr(self.model.config, "align_state", False)
         # Read once, not at every step: a device sync per frame otherwise (CUDA).
         any_own = priors is not None and own is not None and bool(own.any())
@@ -63,7 +66,7 @@ class LocalUnroll(nn.Module):
                 previous = torch.sigmoid(logits[-1].detach().float())
                 moved = reframe(previous, placement[:, k - 1], placement[:, k]).to(prior.dtype)
                 prior = torch.where(own[:, None, None, None], moved, prior)
-            step, state = self.model.step_from_features_logits(plain[:, k], state, prior)
+            step, state = self.model.step_from_features_logits(plain[:, k], state, prior, reference)
             logits.append(step)
         return torch.stack(logits, dim=1)
 
@@ -71,18 +74,22 @@ class LocalUnroll(nn.Module):
 def clip_geometry(model: nn.Module, batch: dict[str, Tensor], masks: Tensor, config: PriorConfig,
                   generator: torch.Generator) -> dict[str, Tensor]:
     """LocalUnroll's arguments beyond the features: {} for a Table 1 model; the ROIs for one that
-    aligns its state; those and the priors for one that reads the previous map."""
+    aligns its state; those and the priors for one that reads the previous map; the first
+    ROI's mask for one that matches cells to it."""
     options = model.config.beyond_paper
-    if not options:
-        return {}
+    # First-frame matching reads the first ROI's features (in the clip) and its mask.
+    extra = {"reference_mask": masks[:, 0]} if model.config.first_frame_matching else {}
+    if not (model.config.uses_prior or model.config.align_state):
+        return extra
     if "placement" not in batch:
         raise ValueError(f"this local model ({', '.join(options)}) needs each clip frame's ROI ('placement'): "
                          "rebuild the feature cache with this version")
     placement = batch["placement"].to(masks.device).float()
     if not model.config.uses_prior:
-        return {"placement": placement}
+        return {**extra, "placement": placement}
     own = own_prediction_clips(masks.shape[0], config, generator).to(masks.device)
-    return {"priors": deformed_priors(masks, placement, config, generator), "placement": placement, "own": own}
+    return {**extra, "priors": deformed_priors(masks, placement, config, generator), "placement": placement,
+            "own": own}
 
 
 @torch.no_grad()
