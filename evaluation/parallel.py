@@ -244,7 +244,8 @@ def spread_arguments(parser, prefix: str = "") -> None:
     group.add_argument(f"--{prefix}workers", type=int, default=1, metavar="N",
                        help="track N runs at a time, in worker processes (default 1: in this one)")
     group.add_argument(f"--{prefix}threads", type=int, default=None, metavar="T",
-                       help="torch threads of each worker (default: the cores / N)")
+                       help="torch threads of each worker, and of this process where it tracks (default: the "
+                            "cores / N; closed-loop trackers' scores move with the thread count)")
     group.add_argument(f"--{prefix}devices", nargs="+", default=[], metavar="DEVICE",
                        help="one device a worker, round robin (e.g. cuda:0 cuda:1; default: --device)")
     group.add_argument(f"--{prefix}shard", type=parse_shard, default=None, metavar="I/N",

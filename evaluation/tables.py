@@ -202,6 +202,10 @@ def run(args: argparse.Namespace) -> int:
 
     refresh = args.refresh
     spread = spread_from(args)
+    if spread.threads is not None:  # this process's own tracking too: results depend on the thread count
+        import torch
+
+        torch.set_num_threads(spread.threads)
     if spread.spreads:
         from evaluation.parallel import fill_cache
         from evaluation.protocols import clip_requests, length_requests, sample_clips

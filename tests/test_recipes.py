@@ -30,7 +30,14 @@ MADE_BY = {
         "--clips-per-sequence 3 --views 2 --local-iterations 1000 --local-lr 3e-4 --local-warm-start "
         "--local-init checkpoints/fcn-lite.safetensors --global-frames 16 --global-iterations 600 "
         "--global-update-iterations 200 --global-batch 4 --dilation-every 150 --object-weight 5 --half",
-    ("two-stage-plus.toml", "local"):  # 2026-12-01, the measured fold-0 model (not shipped)
+    ("two-stage-plus.toml", "iterative"):  # 2026-12-02, the better measured fold-0 model (not shipped)
+        "train iterative --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json "
+        "--fold 0 --synthetic 12 --out runs/plus-iter-f0 --config plus --threads 1 --clip-frames 8 "
+        "--clips-per-sequence 3 --views 2 --local-iterations 1000 --local-lr 3e-4 --local-warm-start "
+        "--local-init checkpoints/fcn-lite.safetensors --global-from checkpoints/two-stage-lite.safetensors "
+        "--global-frames 16 --global-iterations 600 --global-update-iterations 200 --global-batch 4 "
+        "--dilation-every 150 --object-weight 5 --half",
+    ("two-stage-plus.toml", "local"):  # 2026-12-01, the first measured fold-0 model (not shipped)
         "train local --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json --fold 0 "
         "--synthetic 12 --config plus --threads 1 --clip-frames 8 --clips-per-sequence 4 --views 3 "
         "--local-iterations 1500 --local-lr 3e-4 --local-init checkpoints/fcn-lite.safetensors --half "

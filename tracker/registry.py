@@ -104,7 +104,7 @@ ENTRIES: tuple[TrackerEntry, ...] = (
         description="the two-stage tracker whose local model also reads the previous map (beyond the paper)",
         checkpoint_kind="two-stage",
         checkpoint_config="plus",
-        train_command="pixtrack train local --recipe recipes/two-stage-plus.toml",
+        train_command="pixtrack train iterative --recipe recipes/two-stage-plus.toml",
         precisions=(FP32, "bf16", "fp16"),
         options=("backbone", "config"),
     ),
