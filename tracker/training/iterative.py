@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from tracker.training.global_check import PlacementCheck
 
 
-
 @dataclass(frozen=True)
 class Stage:
     """A stage: its name, the file it writes under OUT (`{config}`: the configuration's name;
