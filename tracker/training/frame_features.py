@@ -175,7 +175,8 @@ class FrameFeatureStore:
     folder: Path
     levels: dict[str, dict[int, list[int]]]
     """sequence -> level -> the frames stored at that level (`frames_by_level`)."""
-    frame_sizes: dict[str, tuple[int, int]]
+    rows: dict[str, dict[int, dict[int, int]]]
+    """sequence -> frame -> {level: its row in that level's file}: `cut`'s lookup."""
     _maps: dict[tuple, np.ndarray]
 
     @classmethod
@@ -194,15 +195,13 @@ class FrameFeatureStore:
                 raise ValueError(f"{folder} holds a feature store of other frames or another backbone "
                                  f"({stored.get('key')} != {key}); use another folder")
         folder.mkdir(parents=True, exist_ok=True)
-        levels, sizes = {}, {}
+        levels, object_tables = {}, {}
         for sequence in sequences:
-            boxes = object_boxes(sequence)
+            boxes = object_tables[sequence.name] = object_boxes(sequence)  # every mask read once
             sides = np.clip(boxes.boxes[:, 2] * geometry.ROI_SCALE, geometry.MIN_ROI_SIDE, geometry.MAX_ROI_SIDE)
             # Frames without the object place no ROI of their own (an empty mask's box has side 0).
             levels[sequence.name] = frames_by_level(sides, boxes.pixels > 0)
-            sizes[sequence.name] = tuple(int(v) for v in sequence.frame_size)
-        manifest = {"key": key, "levels": {name: {str(k): v for k, v in by_level.items()} for name, by_level in levels.items()},
-                    "frame_sizes": sizes}
+        manifest = {"key": key, "levels": {name: {str(k): v for k, v in by_level.items()} for name, by_level in levels.items()}}
         manifest_path.write_text(json.dumps(manifest) + "\n")
         backbone = backbone.to(device)
         todo = [(s, level, frames) for s in sequences for level, frames in levels[s.name].items()
@@ -212,7 +211,7 @@ class FrameFeatureStore:
         for sequence, level, frames in todo:
             target = folder / sequence.name / f"level{level}.npy"
             target.parent.mkdir(parents=True, exist_ok=True)
-            centres = _window_centres(object_boxes(sequence))
+            centres = _window_centres(object_tables[sequence.name])
             origins = np.array([window_origin(centres[index], sequence.frame_size, level) for index in frames],
                                dtype=np.int32)
             np.save(folder / sequence.name / f"level{level}-origins.npy", origins)
@@ -240,9 +239,13 @@ class FrameFeatureStore:
         if not manifest_path.is_file():
             raise FileNotFoundError(f"no feature store in {folder} (no store.json)")
         manifest = json.loads(manifest_path.read_text())
-        sizes = {name: (int(h), int(w)) for name, (h, w) in manifest["frame_sizes"].items()}
         levels = {name: {int(k): list(v) for k, v in by_level.items()} for name, by_level in manifest["levels"].items()}
-        return cls(folder, levels, sizes, {})
+        rows: dict[str, dict[int, dict[int, int]]] = {}
+        for name, by_level in levels.items():
+            for level, frames in by_level.items():
+                for row, frame in enumerate(frames):
+                    rows.setdefault(name, {}).setdefault(frame, {})[level] = row
+        return cls(folder, levels, rows, {})
 
     def features(self, sequence: str, level: int) -> np.ndarray:
         """The memory-mapped [stored frames, 512, h, w] float16 features of a sequence at a level."""
@@ -272,14 +275,14 @@ class FrameFeatureStore:
         pixels) of one frame, each read at the level nearest its scale among those that hold
         the frame."""
         boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 3)
-        available = [level for level, frames in self.levels[sequence].items() if frame in frames]
+        available = self.rows.get(sequence, {}).get(frame, {})
         if not available:
             raise ValueError(f"the store holds frame {frame} of {sequence!r} at no level")
         out = []
         for cx, cy, side in boxes.tolist():
             wanted = level_of_scale(size * FEATURE_STRIDE / side)
             level = min(available, key=lambda k: abs(k - wanted))
-            row = self.levels[sequence][level].index(frame)
+            row = available[level]
             grid = torch.from_numpy(np.asarray(self.features(sequence, level)[row], dtype=np.float32))[None]
             top, left = (int(v) for v in self.origins(sequence, level)[row])
             cells = torch.tensor([[cx, cy, side]]) * (scale_of_level(level) / FEATURE_STRIDE)
