@@ -32,6 +32,7 @@ from baselines.centroid import CentroidTracker
 from tracker import roi as geometry
 from tracker.backbone import VGG16Pool4
 from tracker.config import ConfigError, LocalConfig, get_config
+from tracker.fine_tuning import FineTuning, perturbed_rois
 from tracker.training.losses import local_loss
 
 DEFAULT_CONFIG_NAME = "lite"
@@ -155,53 +156,6 @@ class FCN(nn.Module):
     def head_weights(self) -> HeadWeights:
         """A detached copy of the head's parameters: the start of every fine-tuning."""
         return {name: p.detach().clone() for name, p in self.head.named_parameters()}
-
-
-@dataclass(frozen=True)
-class FineTuning:
-    """First-frame fine-tuning of the FCN on a test sequence (paper Sec. 3.4: "small learning
-    rate and few iterations"; the values are not published)."""
-
-    iterations: int = 20
-    lr: float = 1e-4
-    """Adam's learning rate."""
-    augmentations: int = 4
-    """ROIs per iteration: the first frame's ROI itself and augmentations - 1 perturbed copies
-    (the head's cost grows with them: ~3 GFLOP a ROI an iteration for `lite`)."""
-    scale_range: tuple[float, float] = (0.9, 1.1)
-    """Perturbation of the ROI side (Sec. 3.3, step 3)."""
-    max_shift: float = 10.0
-    """Largest centre shift in pixels of the 224x224 ROI image, in x and in y (Sec. 3.3, step 3)."""
-    seed: int = 0
-    """The perturbations are drawn from this seed at every init: a sequence is tuned the same way
-    whatever was tracked before it."""
-
-    def __post_init__(self) -> None:
-        if self.iterations < 0:
-            raise ValueError(f"fine-tuning iterations = {self.iterations}: must be >= 0")
-        if not self.lr > 0:
-            raise ValueError(f"fine-tuning lr = {self.lr}: must be > 0")
-        if self.augmentations < 1:
-            raise ValueError(f"fine-tuning augmentations = {self.augmentations}: must be >= 1 (the ROI itself)")
-        low, high = self.scale_range
-        if not 0 < low <= 1 <= high:
-            raise ValueError(f"fine-tuning scale_range = {self.scale_range}: need 0 < low <= 1 <= high")
-        if self.max_shift < 0:
-            raise ValueError(f"fine-tuning max_shift = {self.max_shift}: must be >= 0")
-
-
-def perturbed_rois(roi: Tensor, tuning: FineTuning) -> Tensor:
-    """`roi` [1, 3] and `augmentations - 1` copies scaled by U(scale_range) and shifted by
-    U(-max_shift, max_shift) ROI-image pixels: [augmentations, 3], on `roi`'s device."""
-    generator = torch.Generator().manual_seed(tuning.seed)
-    count = tuning.augmentations - 1
-    low, high = tuning.scale_range
-    scale = low + (high - low) * torch.rand(count, generator=generator)
-    shift = (2 * torch.rand(count, 2, generator=generator) - 1) * tuning.max_shift
-    scale, shift = scale.to(roi.device, roi.dtype), shift.to(roi.device, roi.dtype)
-    side = roi[:, 2] * scale  # [count]
-    centre = roi[:, :2] + shift * (side / geometry.ROI_SIZE)[:, None]
-    return torch.cat((roi, torch.cat((centre, side[:, None]), dim=1)), dim=0)
 
 
 def fine_tune(model: FCN, image: Tensor, mask: Tensor, roi: Tensor, tuning: FineTuning) -> tuple[HeadWeights, Tensor]:

@@ -4,7 +4,7 @@ mean IoU per fold and over all folds.
 
     python -m evaluation.cross_validation --dataset data/davis2016-train \
         --folds checkpoints/davis2016-train-5folds.json --out runs/cv \
-        [--fold-indices 0 1] [--config lite] [--trackers pixtrack pixtrack-1stage pixtrack-fcn pixtrack-static] \
+        [--fold-indices 0 1] [--config lite] [--trackers pixtrack pixtrack-plus pixtrack-1stage pixtrack-fcn pixtrack-static] \
         [--fcn-args "--iterations 2000 --half"] [--iterative-args "--local-init {fcn} --half"] \
         [--evaluate-only] [--dry-run]
 
@@ -15,7 +15,7 @@ are kept, tracking runs are cached):
 2. `pixtrack train iterative --fold I` into OUT/fold-I/two-stage/; `{fcn}` in
    --iterative-args stands for this fold's FCN checkpoint (for `--local-init {fcn}`);
 3. `python -m evaluation.tables` on fold I's test sequences with those checkpoints
-   (the 1-stage tracker reads the two-stage file) into OUT/tables/fold-I/.
+   (the 1-stage tracker and pixtrack-plus read the two-stage file) into OUT/tables/fold-I/.
 Then OUT/two-stage.json and OUT/fcn.json (k-fold checkpoint maps, as `--checkpoint
 NAME=MAP` takes them), the tables over every evaluated fold's sequences (OUT/tables/all/)
 and OUT/cross_validation.csv / .md: one row per fold, tracker and threshold, and the
@@ -42,7 +42,7 @@ from pathlib import Path
 from evaluation.bootstrap import format_interval
 from tracker.training.folds import FoldSplit, read_folds
 
-DEFAULT_TRACKERS = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn", "pixtrack-static")
+DEFAULT_TRACKERS = ("pixtrack", "pixtrack-plus", "pixtrack-1stage", "pixtrack-fcn", "pixtrack-static")
 DEFAULT_LENGTHS = (20, 40, 80)
 FCN_PLACEHOLDER = "{fcn}"
 

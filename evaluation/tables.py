@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATASET = REPO / "workspace" / "sequences"
 DEFAULT_OUT = REPO / "outputs" / "tables"
 DEFAULT_CACHE = REPO / "outputs" / "cache" / "runs"
-DEFAULT_TRACKERS = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn")
+DEFAULT_TRACKERS = ("pixtrack", "pixtrack-plus", "pixtrack-1stage", "pixtrack-fcn")
 
 def _names(values: Seq[str] | None) -> list[str] | None:
     """`--trackers a,b c` -> [a, b, c]."""

@@ -95,8 +95,8 @@ def test_a_skipped_tracker_is_told_how_to_make_its_checkpoint(monkeypatch, tmp_p
     """A default tracker without its checkpoint is skipped, naming the command its registry entry gives."""
     import tracker.registry as registry
 
-    missing = tmp_path / "two-stage-plus.safetensors"
+    missing = tmp_path / "two-stage-lite.safetensors"
     monkeypatch.setattr(registry.TrackerEntry, "shipped_checkpoint",
                         lambda self: missing if self.name == "pixtrack-plus" else None)
     assert main_job.without_checkpoint(["pixtrack-static", "pixtrack-plus"]) == {"pixtrack-plus": missing}
-    assert main_job.training_hint("pixtrack-plus") == "pixtrack train iterative --recipe recipes/two-stage-plus.toml"
+    assert main_job.training_hint("pixtrack-plus") == "pixtrack train iterative --recipe recipes/two-stage-lite.toml"

@@ -11,8 +11,8 @@ A factory is `"module:callable"`, imported on demand (torch-heavy modules load o
 used). It is called as `factory(checkpoint=..., device=..., **options)`. For a tracker with
 weights the registry passes the file to load: the one asked for, or else the entry's own
 default (`checkpoint_kind`, `checkpoint_config`; a missing default is an error saying how
-to make it, `train_command`), so that two entries may share one factory and differ in their
-checkpoint (`pixtrack-plus` and `pixtrack`). `precision` is passed only outside fp32 and only
+to make it, `train_command`), so that two entries may share one file and differ in their
+factory (`pixtrack-plus` and `pixtrack`: the same checkpoint, tuned on the first frame or not). `precision` is passed only outside fp32 and only
 to trackers whose `precisions` list it; every other keyword must be named in the entry's
 `options`. It returns an object following `tracker.interface.Tracker`. Adding a tracker is one module
 with such a factory and one entry in `ENTRIES` (docs/adding-a-tracker.md).
@@ -35,7 +35,7 @@ FP32 = "fp32"
 STANDARD_OPTIONS: dict[str, str] = {
     "backbone": "a VGG16Pool4 module to share instead of loading one (ablations, speed)",
     "config": "untrained models of this configuration (paper, lite) instead of a checkpoint (speed, tests)",
-    "tuning_iterations": "first-frame fine-tuning iterations instead of the default (FCN)",
+    "tuning_iterations": "first-frame fine-tuning iterations instead of the default (FCN, pixtrack-plus)",
 }
 """The options factories may take, and what each means; an entry naming another is an error,
 so that the same option means the same thing for every tracker."""
@@ -99,14 +99,13 @@ ENTRIES: tuple[TrackerEntry, ...] = (
     ),
     TrackerEntry(
         name="pixtrack-plus",
-        factory="tracker.two_stage:build",  # the checkpoint's stored configuration picks the models
-        label="pixtrack-plus (two-stage, previous-map prior)",
-        description="the two-stage tracker whose local model also reads the previous map (beyond the paper)",
-        checkpoint_kind="two-stage",
-        checkpoint_config="plus",
-        train_command="pixtrack train iterative --recipe recipes/two-stage-plus.toml",
+        factory="tracker.two_stage:build_plus",  # the checkpoint's stored configuration picks the models
+        label="pixtrack-plus (two-stage, first-frame fine-tuning)",
+        description="the two-stage tracker with its local model fine-tuned on the first frame (beyond the paper)",
+        checkpoint_kind="two-stage",  # pixtrack's file by default; any two-stage checkpoint (priors too)
+        train_command="pixtrack train iterative --recipe recipes/two-stage-lite.toml",
         precisions=(FP32, "bf16", "fp16"),
-        options=("backbone", "config"),
+        options=("backbone", "config", "tuning_iterations"),
     ),
     TrackerEntry(
         name="pixtrack-1stage",

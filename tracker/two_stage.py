@@ -1,6 +1,8 @@
 """The two-stage tracker online: Algorithm 1 of the paper behind the tracker interface.
 
     init:  object box from the first mask; ROI = that box doubled (clipped to [56, 672]);
+           (`pixtrack-plus`: a copy of the local model fine-tuned on the first ROI first,
+           `tracker.fine_tuning`)
            the local model's memory from the ROI image and mask (Sec. 3.2); theta_old = the
            object box as theta; the global model's state warmed up on the first mask.
     track: theta_t  = global model (previous full-frame map resized to 224x224, aspect W/H)
@@ -44,6 +46,7 @@ from torch import Tensor, nn
 
 from tracker import roi as geometry
 from tracker.device import box_to_device, frame_to_device
+from tracker.fine_tuning import FineTuning, fine_tune_local
 from tracker.frames import as_rgb, check_frame_size, first_frame_on_device
 from tracker.interface import Box
 from tracker.local_model import align_state
@@ -85,6 +88,11 @@ class TwoStageState:
     local model that reads it as a prior (`pixtrack-plus`)."""
     reference: Any = None
     """The first ROI as a first-frame-matching local model compares with it (`LocalModel.reference`)."""
+    tuned_local: nn.Module | None = None
+    """This sequence's copy of the local model fine-tuned on its first frame (`tracker.fine_tuning`),
+    None without fine-tuning; the tracker's own model is never changed."""
+    tuning_losses: Tensor | None = None
+    """Eq. 2's loss at each fine-tuning iteration, before its update (on the device)."""
 
     def snapshot(self) -> dict[str, Any]:
         """CPU copies of the debug fields (a device sync: for plots, not for the tracking loop)."""
@@ -118,6 +126,7 @@ class TwoStageTracker:
         warmup: int = 5,
         map_threshold: float | None = 0.5,
         precision: str = "fp32",
+        tuning: FineTuning | None = None,
     ) -> None:
         from tracker.device import resolve_device
 
@@ -141,6 +150,9 @@ class TwoStageTracker:
         self.beta = float(beta)
         self.warmup = int(warmup)
         self.map_threshold = map_threshold
+        self.tuning = tuning
+        """First-frame fine-tuning of the local model at `init` (`pixtrack-plus`); None: the paper's
+        tracker, offline weights only."""
 
     @classmethod
     def from_checkpoint(
@@ -154,7 +166,7 @@ class TwoStageTracker:
 
         `backbone`: a VGG16Pool4 to share (e.g. with a baseline in the same process); by
         default the one the stored configuration names, from the weights cache. `options` go
-        to the constructor (beta, warmup, map_threshold, precision).
+        to the constructor (beta, warmup, map_threshold, precision, tuning).
         """
         from tracker.checkpoint import load_checkpoint, load_weights
         from tracker.config import ModelConfig
@@ -179,13 +191,18 @@ class TwoStageTracker:
         object_box = geometry.box_from_mask(mask_t[:, 0])  # [1, 3]
         roi = geometry.roi_from_object_box(object_box)
         roi_image, roi_mask = geometry.crop(image, roi, self.roi_size), geometry.crop(mask_t, roi, self.roi_size)
+        tuned_local, tuning_losses = None, None
+        if self.tuning is not None and self.tuning.iterations > 0:
+            with torch.autocast(self.device.type, enabled=False):  # trained in fp32 whatever the precision
+                tuned_local, tuning_losses = fine_tune_local(self.local_model, image, mask_t, roi, self.tuning)
+        local_model = self.local_model if tuned_local is None else tuned_local
         reference = None
         if self.matches_first_frame:
-            plain, masked = self.local_model.memory_features(roi_image, roi_mask)
-            local_state = self.local_model.init_memory_from_features(plain, masked)
-            reference = self.local_model.reference(plain, roi_mask)
+            plain, masked = local_model.memory_features(roi_image, roi_mask)
+            local_state = local_model.init_memory_from_features(plain, masked)
+            reference = local_model.reference(plain, roi_mask)
         else:
-            local_state = self.local_model.init_memory(roi_image, roi_mask)
+            local_state = local_model.init_memory(roi_image, roi_mask)
 
         aspect = torch.full((1,), frame_size[1] / frame_size[0], device=self.device)
         global_input = geometry.resize_map(mask_t, self.global_size)
@@ -206,6 +223,8 @@ class TwoStageTracker:
             roi=roi,
             previous_map=mask_t.float() if self.uses_prior else None,
             reference=reference,
+            tuned_local=tuned_local,
+            tuning_losses=tuning_losses,
         )
 
     @tracking_step
@@ -253,7 +272,8 @@ class TwoStageTracker:
             inputs.append(None if state.previous_map is None else geometry.crop(state.previous_map, box, self.roi_size))
         if state.reference is not None:
             inputs.append(state.reference)
-        return self.local_model.step(*inputs)
+        local_model = self.local_model if state.tuned_local is None else state.tuned_local
+        return local_model.step(*inputs)
 
     @staticmethod
     def _sane_object_box(box: Tensor, frame_size: tuple[int, int]) -> Tensor:
@@ -264,12 +284,15 @@ class TwoStageTracker:
 
 
 def build(checkpoint: str | None = None, device: str | None = None, precision: str = "fp32",
-          backbone: nn.Module | None = None, config: str | None = None) -> TwoStageTracker:
+          backbone: nn.Module | None = None, config: str | None = None,
+          tuning: FineTuning | None = None) -> TwoStageTracker:
     """Registry factory: the shipped checkpoint unless `checkpoint` names another file.
 
     Never falls back to untrained weights: a missing default checkpoint is an error saying
     how to make one. Untrained models only when asked, by `config` (a configuration name:
     timing, tests); `backbone` is shared instead of loading one (see tracker.registry).
+    `tuning`: first-frame fine-tuning of the local model (`tracker.fine_tuning`); None: none,
+    the paper's tracker.
     """
     if config is not None:
         from tracker.config import get_config
@@ -280,11 +303,22 @@ def build(checkpoint: str | None = None, device: str | None = None, precision: s
             raise ValueError("give a checkpoint or a configuration of untrained models, not both")
         models = get_config(config)
         return TwoStageTracker(LocalModel(models.local, backbone=backbone), GlobalModel(models.global_),
-                               device=device, precision=precision)
+                               device=device, precision=precision, tuning=tuning)
     from tracker.checkpoint import resolve_checkpoint
 
     path = resolve_checkpoint(
         checkpoint, "two-stage", DEFAULT_CONFIG_NAME,
         tracker="two-stage tracker", train_command="pixtrack train iterative --data DIR --out DIR",
     )
-    return TwoStageTracker.from_checkpoint(path, device=device, backbone=backbone, precision=precision)
+    return TwoStageTracker.from_checkpoint(path, device=device, backbone=backbone, precision=precision, tuning=tuning)
+
+
+def build_plus(checkpoint: str | None = None, device: str | None = None, precision: str = "fp32",
+               backbone: nn.Module | None = None, config: str | None = None,
+               tuning_iterations: int | None = None) -> TwoStageTracker:
+    """Registry factory of `pixtrack-plus`: `build` with first-frame fine-tuning at
+    `FineTuning.plus()`; `tuning_iterations` replaces its count (0: no fine-tuning)."""
+    tuning = FineTuning.plus()
+    if tuning_iterations is not None:
+        tuning = dataclasses.replace(tuning, iterations=tuning_iterations) if tuning_iterations > 0 else None
+    return build(checkpoint, device, precision, backbone, config, tuning=tuning)

@@ -28,7 +28,7 @@ HEADER = """\
 ; file's folder, so a fresh clone works wherever it lies, whatever the caller's PYTHONPATH
 ; (the toolkit replaces PYTHONPATH by `paths`).
 ; The entry point loads the model before the TraX handshake; `timeout` (seconds) then bounds
-; each request, the FCN's first-frame fine-tuning included.
+; each request, the first-frame fine-tuning of the FCN and pixtrack-plus included.
 ; Options of the entry point: python -m tracker.vot --help (--checkpoint, --device, --threshold).
 """
 
