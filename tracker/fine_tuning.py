@@ -2,12 +2,12 @@
 
 The FCN baseline (paper Sec. 3.4) is fine-tuned on the first frame, and that is most of its
 lead over the offline-trained two-stage models on held-out footage (docs/pixtrack-plus.md).
-`pixtrack-plus` does the same for the local model: the first ROI and a few perturbed copies
-of it (scale and shift within the Sec. 3.3 bounds) stand in for "the next frame", and the
-local model's first step from the memory M-CNN made of the first ROI is trained on them with
-Eq. 2's loss. M-CNN is kept as trained (it made that memory; the first frame cannot teach it
-anything its own output does not already say) and the backbone is frozen, so the perturbed
-ROIs' pool4 features are computed once and each iteration runs only the head.
+`pixtrack-plus` does the same for the local model: clips of perturbed copies of the first ROI
+stand in for the next frames, and the local model, starting from the memory M-CNN made of the
+first ROI, is trained on them with Eq. 2's loss. M-CNN is kept as trained (it made that
+memory; the first frame cannot teach it anything its own output does not already say) and
+the backbone is frozen, so the perturbed ROIs' pool4 features are computed once and each
+iteration runs only the head.
 
 The tuned weights live in a copy of the model kept in the sequence's state, never in the
 tracker's model, so one sequence's fine-tuning cannot leak into the next.
@@ -35,8 +35,8 @@ class FineTuning:
     lr: float = 1e-4
     """Adam's learning rate."""
     augmentations: int = 4
-    """ROIs per iteration: the first frame's ROI itself and augmentations - 1 perturbed copies
-    (the head's cost grows with them: ~3 GFLOP a ROI an iteration for `lite`)."""
+    """ROIs (clips, with `steps`) per iteration: the first frame's ROI itself and augmentations - 1
+    perturbed copies (the head's cost grows with them: ~3 GFLOP a ROI an iteration for `lite`)."""
     scale_range: tuple[float, float] = (0.9, 1.1)
     """Perturbation of the ROI side (Sec. 3.3, step 3)."""
     max_shift: float = 10.0
@@ -138,10 +138,8 @@ def fine_tune_local(model: nn.Module, image: Tensor, mask: Tensor, roi: Tensor,
                 optimiser.zero_grad(set_to_none=True)
                 state, logits = memory, []
                 for k in range(steps):
-                    extra = [] if priors is None and reference is None else [None if priors is None else priors[:, k]]
-                    if reference is not None:
-                        extra.append(reference)
-                    step_logits, state = tuned.step_from_features_logits(pool4[:, k], state, *extra)
+                    prior = None if priors is None else priors[:, k]
+                    step_logits, state = tuned.step_from_features_logits(pool4[:, k], state, prior, reference)
                     logits.append(step_logits)
                 loss = local_loss(torch.stack(logits, dim=1), targets).total
                 loss.backward()
