@@ -5,8 +5,9 @@ mean IoU per fold and over all folds.
     python -m evaluation.cross_validation --dataset data/davis2016-train \
         --folds checkpoints/davis2016-train-5folds.json --out runs/cv \
         [--fold-indices 0 1] [--config lite] [--trackers pixtrack pixtrack-plus pixtrack-1stage pixtrack-fcn pixtrack-static] \
+        [--recipe recipes/lite-all.toml] \
         [--fcn-args "--iterations 2000 --half"] [--iterative-args "--local-init {fcn} --half"] \
-        [--evaluate-only] [--dry-run]
+        [--train-only | --evaluate-only] [--train-workers N] [--dry-run]
 
 Per fold I (a rerun resumes: training commands resume in their folders, finished checkpoints
 are kept, tracking runs are cached):
@@ -16,6 +17,11 @@ are kept, tracking runs are cached):
    --iterative-args stands for this fold's FCN checkpoint (for `--local-init {fcn}`);
 3. `python -m evaluation.tables` on fold I's test sequences with those checkpoints
    (the 1-stage tracker and pixtrack-plus read the two-stage file) into OUT/tables/fold-I/.
+With `--recipe FILE` both training commands run that recipe's `[fcn]` and `[iterative]` tables
+(its data, its settings), the fold's `--folds/--fold/--out` given beside it, and the two-stage
+run starts from the fold's own FCN (`--local-init`). `--train-workers N` trains N folds side by
+side (one process each: a GPU, or a machine with cores to spare); `--train-only` stops there.
+
 Then OUT/two-stage.json and OUT/fcn.json (k-fold checkpoint maps, as `--checkpoint
 NAME=MAP` takes them), the tables over every evaluated fold's sequences (OUT/tables/all/)
 and OUT/cross_validation.csv / .md: one row per fold, tracker and threshold, and the
@@ -64,19 +70,23 @@ class FoldPlan:
 def plan_folds(split: FoldSplit, indices: Sequence[int], *, dataset: str, folds_file: str, out: Path,
                config: str, trackers: Sequence[str], lengths: Sequence[int], tables: Sequence[int],
                fcn_args: Sequence[str], iterative_args: Sequence[str], python: str = sys.executable,
-               workers: int = 1) -> list[FoldPlan]:
-    """The commands of every fold in `indices`; nothing runs."""
+               workers: int = 1, recipe: str | None = None) -> list[FoldPlan]:
+    """The commands of every fold in `indices`; nothing runs. With a `recipe`, the training data
+    and settings are the recipe's (`--data` would add to its data) and the two-stage run starts
+    from the fold's FCN."""
     plans = []
     for index in indices:
         fold = split.fold(index)
         root = out / f"fold-{index}"
         fcn = root / "fcn" / f"fcn-{config}.safetensors"
         two_stage = root / "two-stage" / f"two-stage-{config}.safetensors"
-        common = ["--data", dataset, "--folds", folds_file, "--fold", str(index), "--config", config]
+        data = ["--recipe", recipe] if recipe is not None else ["--data", dataset]
+        common = [*data, "--folds", folds_file, "--fold", str(index), "--config", config]
+        own_fcn = ["--local-init", str(fcn)] if recipe is not None else []
         train_fcn = [python, "-m", "tracker.cli", "train", "fcn", *common, "--out", str(root / "fcn"),
                      "--output", str(fcn), *fcn_args]
         train_two_stage = [python, "-m", "tracker.cli", "train", "iterative", *common, "--out", str(root / "two-stage"),
-                           *(arg.replace(FCN_PLACEHOLDER, str(fcn)) for arg in iterative_args)]
+                           *own_fcn, *(arg.replace(FCN_PLACEHOLDER, str(fcn)) for arg in iterative_args)]
         plans.append(FoldPlan(index, fold.test, fcn, two_stage, out / "tables" / f"fold-{index}",
                               tuple(train_fcn), tuple(train_two_stage),
                               tuple(tables_command(dataset, fold.test, trackers, lengths, tables,
@@ -163,16 +173,59 @@ def _short(cell: str) -> str:
         return cell
 
 
-def run_step(command: Sequence[str], what: str, dry_run: bool) -> None:
-    """Run one stage's command in the foreground, or only print it."""
-    print(f"\n[{what}] $ {shlex.join(command)}", flush=True)
+def run_step(command: Sequence[str], what: str, dry_run: bool, log: Path | None = None) -> None:
+    """Run one stage's command in the foreground (its output appended to `log` where given), or
+    only print it."""
+    print(f"\n[{what}] $ {shlex.join(command)}" + (f"\n[{what}] output: {log}" if log else ""), flush=True)
     if dry_run:
         return
     started = time.monotonic()
-    result = subprocess.run(list(command))
+    if log is None:
+        result = subprocess.run(list(command))
+    else:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as handle:
+            result = subprocess.run(list(command), stdout=handle, stderr=subprocess.STDOUT)
     if result.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit status {result.returncode}); rerun it with:\n  {shlex.join(command)}")
+        where = f" (its output: {log})" if log else ""
+        raise RuntimeError(f"{what} failed (exit status {result.returncode}){where}; rerun it with:\n  "
+                           f"{shlex.join(command)}")
     print(f"[{what}] done in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def train_fold(plan: FoldPlan, needs_fcn: bool, needs_two_stage: bool, dry_run: bool, log: Path | None = None) -> None:
+    """Train what fold `plan` lacks: its FCN, then its two-stage model (which may start from it)."""
+    if needs_fcn and not plan.fcn_checkpoint.is_file():
+        run_step(plan.train_fcn, f"fold {plan.index}: FCN", dry_run, log)
+    if needs_two_stage and not plan.two_stage_checkpoint.is_file():
+        run_step(plan.train_two_stage, f"fold {plan.index}: two-stage", dry_run, log)
+
+
+def train_folds(plans: Sequence[FoldPlan], needs_fcn: bool, needs_two_stage: bool, dry_run: bool,
+                workers: int = 1) -> dict[int, str]:
+    """Train every fold of `plans`, `workers` folds side by side (each fold's output then goes to
+    OUT/fold-I/train.log); returns the failed folds' errors by index, after the others finish."""
+    failed: dict[int, str] = {}
+    if workers <= 1:
+        for plan in plans:
+            try:
+                train_fold(plan, needs_fcn, needs_two_stage, dry_run)
+            except RuntimeError as error:
+                failed[plan.index] = str(error)
+        return failed
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(plan: FoldPlan) -> None:
+        train_fold(plan, needs_fcn, needs_two_stage, dry_run, plan.two_stage_checkpoint.parents[1] / "train.log")
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {plan.index: pool.submit(one, plan) for plan in plans}
+        for index, future in futures.items():
+            try:
+                future.result()
+            except RuntimeError as error:
+                failed[index] = str(error)
+    return failed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,10 +242,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"sequence lengths (default: {' '.join(map(str, DEFAULT_LENGTHS))})")
     parser.add_argument("--tables", type=int, nargs="+", choices=(2, 3), default=[3],
                         help="which of the paper's tables (default: 3, full tracking)")
+    parser.add_argument("--recipe", default=None, metavar="FILE",
+                        help="train with this recipe's [fcn] and [iterative] tables (its data and settings); "
+                             "each fold's two-stage run starts from the fold's FCN")
     parser.add_argument("--fcn-args", default="", help="more arguments for `pixtrack train fcn` (one quoted string)")
     parser.add_argument("--iterative-args", default="",
                         help="more arguments for `pixtrack train iterative`; {fcn} = the fold's FCN checkpoint")
-    parser.add_argument("--evaluate-only", action="store_true", help="train nothing: evaluate the checkpoints in --out")
+    stop = parser.add_mutually_exclusive_group()
+    stop.add_argument("--evaluate-only", action="store_true", help="train nothing: evaluate the checkpoints in --out")
+    stop.add_argument("--train-only", action="store_true", help="train each fold's checkpoints, evaluate nothing")
+    parser.add_argument("--train-workers", type=int, default=1, metavar="N",
+                        help="train N folds side by side, one process each (default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="each tables step tracks N runs at a time (evaluation.parallel; default 1)")
@@ -207,20 +267,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     plans = plan_folds(split, indices, dataset=args.dataset, folds_file=args.folds, out=args.out, config=args.config,
                        trackers=args.trackers, lengths=args.lengths, tables=args.tables,
                        fcn_args=shlex.split(args.fcn_args), iterative_args=shlex.split(args.iterative_args),
-                       workers=args.workers)
+                       workers=args.workers, recipe=args.recipe)
     kinds = {entry(name).checkpoint_kind for name in args.trackers}  # an unknown name fails here, listing the known
-    needs_fcn = "fcn" in kinds or FCN_PLACEHOLDER in args.iterative_args
+    needs_fcn = "fcn" in kinds or FCN_PLACEHOLDER in args.iterative_args or args.recipe is not None
     needs_two_stage = "two-stage" in kinds
 
     failed: list[str] = []
+    if not args.evaluate_only:
+        for index, error in train_folds(plans, needs_fcn, needs_two_stage, args.dry_run, args.train_workers).items():
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            failed.append(str(index))
     per_fold: dict[str, list[dict[str, str]]] = {}
     for plan in plans:
+        if args.train_only or str(plan.index) in failed:
+            continue
         try:
-            if not args.evaluate_only:
-                if needs_fcn and not plan.fcn_checkpoint.is_file():
-                    run_step(plan.train_fcn, f"fold {plan.index}: FCN", args.dry_run)
-                if needs_two_stage and not plan.two_stage_checkpoint.is_file():
-                    run_step(plan.train_two_stage, f"fold {plan.index}: two-stage", args.dry_run)
             if not args.dry_run:
                 wanted = [(needs_fcn, plan.fcn_checkpoint, plan.train_fcn),
                           (needs_two_stage, plan.two_stage_checkpoint, plan.train_two_stage)]

@@ -5,13 +5,14 @@ the all-folds row, computed by the real `evaluation.tables` on small made-up dat
 from __future__ import annotations
 
 import csv
+import dataclasses
 import sys
 from pathlib import Path
 
 import pytest
 from stand_ins import write_synthetic_vot_folds  # tests/ is on sys.path under pytest
 
-from evaluation.cross_validation import main, plan_folds, run_step, write_checkpoint_map
+from evaluation.cross_validation import main, plan_folds, run_step, train_folds, write_checkpoint_map
 from evaluation.protocols import load_checkpoint_map
 from tracker.training.folds import make_folds
 
@@ -113,3 +114,77 @@ def test_evaluate_only_names_a_missing_checkpoint_and_the_command_that_makes_it(
     error = capsys.readouterr().err
     assert f"fold 0: no checkpoint {out / 'fold-0' / 'two-stage' / 'two-stage-lite.safetensors'}" in error
     assert "train iterative" in error and "folds not finished: 0, 1" in error
+
+
+def test_a_recipe_gives_the_data_and_settings_and_each_fold_starts_from_its_own_fcn(tmp_path):
+    split = make_folds(NAMES, k=2, seed=0)
+    plans = plan_folds(split, [0, 1], dataset="DATA", folds_file="folds.json", out=tmp_path / "cv", config="lite",
+                       trackers=["pixtrack", "pixtrack-fcn"], lengths=[20], tables=[3], fcn_args=[],
+                       iterative_args=[], python="PY", recipe="recipes/lite.toml")
+    for plan in plans:
+        for command in (plan.train_fcn, plan.train_two_stage):
+            # --data would add to the recipe's data (the same sequences twice): the recipe gives it.
+            assert "--data" not in command and _value(command, "--recipe") == "recipes/lite.toml"
+            assert _value(command, "--fold") == str(plan.index)
+        # The recipe's own --local-init (the all-sequences FCN) is overridden by the fold's.
+        assert _value(plan.train_two_stage, "--local-init") == str(plan.fcn_checkpoint)
+        assert _value(plan.evaluate, "--dataset") == "DATA"
+
+
+def test_the_lite_recipe_runs_per_fold_with_the_flags_the_cross_validation_gives(tmp_path):
+    """Flags beside the recipe override its scalar options: the fold's split, folders and FCN."""
+    from tracker.cli import build_parser, prepare
+
+    split = make_folds(NAMES, k=2, seed=0)
+    repo = Path(__file__).resolve().parents[1]
+    plan = plan_folds(split, [1], dataset="DATA", folds_file="folds.json", out=tmp_path / "cv", config="lite",
+                      trackers=["pixtrack"], lengths=[20], tables=[3], fcn_args=[], iterative_args=[],
+                      python="PY", recipe=str(repo / "recipes" / "lite.toml"))[0]
+    for command in (plan.train_fcn, plan.train_two_stage):
+        args = build_parser().parse_args(prepare(list(command[3:])))
+        assert args.data == ["data/davis2016-train"] and args.fold == 1 and args.folds == "folds.json"
+        assert Path(args.out).parent == tmp_path / "cv" / "fold-1"
+    assert args.local_init == str(plan.fcn_checkpoint) and args.global_iterations == 1200
+
+
+def _stand_in_training(tmp_path: Path, fail_fold: int | None = None, meet: bool = False):
+    """Plans whose training commands are small Python programs that write their checkpoint file
+    (or fail, for `fail_fold`). With `meet`, each FCN program first leaves a mark and waits
+    (up to 60 s) for the other fold's: they finish only if they run at the same time."""
+    split = make_folds(NAMES, k=2, seed=0)
+    plans = plan_folds(split, [0, 1], dataset="DATA", folds_file="folds.json", out=tmp_path / "cv", config="lite",
+                       trackers=["pixtrack", "pixtrack-fcn"], lengths=[20], tables=[3], fcn_args=[],
+                       iterative_args=[], python="PY")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def program(path: Path, index: int, wait: bool) -> tuple[str, ...]:
+        code = ("import pathlib, sys, time\n"
+                f"sys.exit(3) if {index == fail_fold} else None\n"
+                f"marks = pathlib.Path({str(marks)!r}); (marks / '{index}').touch()\n"
+                f"deadline = time.monotonic() + 60\n"
+                f"while {wait} and len(list(marks.iterdir())) < 2 and time.monotonic() < deadline: time.sleep(0.05)\n"
+                f"sys.exit(4) if {wait} and len(list(marks.iterdir())) < 2 else None\n"
+                f"p = pathlib.Path({str(path)!r}); p.parent.mkdir(parents=True, exist_ok=True); p.write_text('')")
+        return (sys.executable, "-c", code)
+
+    return [dataclasses.replace(plan, train_fcn=program(plan.fcn_checkpoint, plan.index, meet),
+                                train_two_stage=program(plan.two_stage_checkpoint, plan.index, False))
+            for plan in plans]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_folds_train_side_by_side_and_a_failing_fold_leaves_the_others_trained(tmp_path, workers):
+    plans = _stand_in_training(tmp_path, fail_fold=0)
+    failed = train_folds(plans, needs_fcn=True, needs_two_stage=True, dry_run=False, workers=workers)
+    assert list(failed) == [0] and "fold 0: FCN failed (exit status 3)" in failed[0]
+    assert plans[1].fcn_checkpoint.is_file() and plans[1].two_stage_checkpoint.is_file()
+    assert not plans[0].two_stage_checkpoint.exists()  # its FCN failed, so its two-stage run never started
+    if workers > 1:  # each fold's output in its own log, named in the error
+        assert str(tmp_path / "cv" / "fold-0" / "train.log") in failed[0]
+
+
+def test_two_training_workers_run_two_folds_at_once(tmp_path):
+    plans = _stand_in_training(tmp_path, meet=True)
+    assert train_folds(plans, needs_fcn=True, needs_two_stage=False, dry_run=False, workers=2) == {}
+    assert all(plan.fcn_checkpoint.is_file() for plan in plans)
