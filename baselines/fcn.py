@@ -223,6 +223,10 @@ class FCNTracker(CentroidTracker):
         super().__init__(FCNSegmenter(model, self.tuning), device)
         self.model = model.to(self.device).eval()  # in place: the segmenter's model too
 
+    def settings(self) -> dict[str, Any]:
+        """What changes its maps besides the weights (the run cache keys runs by it)."""
+        return {"tuning": dataclasses.asdict(self.tuning)}
+
     @classmethod
     def from_checkpoint(
         cls, path: str | Path, device: str | torch.device | None = None, tuning: FineTuning | None = None

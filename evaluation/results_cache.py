@@ -9,7 +9,7 @@ tracking (exact, unlike a ROC of quantised maps).
 
 `RunCache` stores one compressed .npz per run under
 
-    <root>/<tracker>/<checkpoint id>/<dataset id>/<protocol>/<sequence>/<T>-<indices hash>.npz
+    <root>/<tracker>/<checkpoint id>/<settings id>/<dataset id>/<protocol>/<sequence>/<T>-<indices hash>.npz
 
 written atomically as soon as a run ends: a crash midway loses only the run in progress.
 Trackers are causal, so a stored run also answers every request whose frame indices are a
@@ -109,6 +109,17 @@ class RunKey:
     dataset: str
     protocol: str
     sequence: str
+    settings: str = "default"
+    """The tracker's settings besides its weights (`settings_id`): a run of other settings is another run."""
+
+
+def settings_id(settings: dict | None) -> str:
+    """A short, stable name for a tracker's settings (`settings()` of the tracker: what changes
+    its maps besides its weights); "default" for a tracker that declares none."""
+    if not settings:
+        return "default"
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return "settings-" + hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -171,7 +182,7 @@ class RunCache:
     def folder(self, key: RunKey) -> Path:
         if self.root is None:
             raise ValueError("this cache keeps nothing (root=None)")
-        parts = (key.tracker, key.checkpoint, key.dataset, key.protocol, key.sequence)
+        parts = (key.tracker, key.checkpoint, key.settings, key.dataset, key.protocol, key.sequence)
         return self.root.joinpath(*(_safe(part) for part in parts))
 
     def load(self, key: RunKey, indices: np.ndarray, with_roc: bool = False) -> Run | None:
@@ -227,6 +238,7 @@ class RunCache:
             "format_version": FORMAT_VERSION,
             "tracker": key.tracker,
             "checkpoint": key.checkpoint,
+            "settings": key.settings,
             "dataset": key.dataset,
             "protocol": key.protocol,
             "sequence": key.sequence,

@@ -136,3 +136,15 @@ def test_pixtrack_plus_factory_tunes_by_default_and_zero_turns_it_off():
     assert tracker.tuning == FineTuning.plus()
     assert build_plus(config="lite", backbone=TinyBackbone(), tuning_iterations=0).tuning is None
     assert build_plus(config="lite", backbone=TinyBackbone(), tuning_iterations=7).tuning.iterations == 7
+
+
+def test_the_settings_the_run_cache_keys_by_follow_the_fine_tuning():
+    from evaluation.results_cache import settings_id
+    from tracker.registry import build_tracker
+
+    ids = {iterations: settings_id(build_plus(config="lite", backbone=TinyBackbone(),
+                                              tuning_iterations=iterations).settings())
+           for iterations in (None, 0, 7)}
+    assert len(set(ids.values())) == 3  # default, none (pixtrack's), 7 iterations: three kinds of run
+    # pixtrack-plus without fine-tuning is pixtrack: the same runs.
+    assert ids[0] == settings_id(build_tracker("pixtrack", config="lite", backbone=TinyBackbone()).settings())

@@ -354,10 +354,36 @@ def test_each_sequence_is_tracked_with_its_folds_checkpoint(tmp_path):
     evaluate_lengths([spec], sequences, TRACKING, lengths=(5,), cache=cache, progress=False)
     assert used == mapping
     # The checkpoint's content hash is part of the key: each fold's runs are stored apart.
-    folders = {p.parent.parent.parent.parent.name for p in (tmp_path / "cache").rglob("*.npz")}
+    folders = {p.parents[4].name for p in (tmp_path / "cache").rglob("*.npz")}
     assert len(folders) == 2 and all(name.startswith("fold") for name in folders)
     with pytest.raises(ValueError, match="no entry for sequence 'd'"):
         evaluate_lengths([spec], [TinySequence("d", 12)], TRACKING, lengths=(5,), progress=False)
+
+
+def test_a_tracker_with_other_settings_is_tracked_again_never_read_from_the_cache(tmp_path):
+    """Runs are keyed by the tracker's `settings()`: changing a default (say, the fine-tuning
+    of pixtrack-plus) tracks again; the same settings read the stored run."""
+    sequences = [TinySequence("a", 12)]
+    tracked: list[float] = []
+
+    class Tunable(OracleTracker):
+        def __init__(self, checkpoint, shift=0.0):
+            super().__init__(sequences)
+            self.shift = shift
+
+        def settings(self):
+            return {"shift": self.shift}
+
+        def init(self, frame, mask):
+            tracked.append(self.shift)
+            return super().init(frame, mask)
+
+    cache = RunCache(tmp_path / "cache")
+    for shift in (0.0, 0.0, 0.5, 0.5, 0.0):
+        spec = TrackerSpec("tunable", lambda checkpoint, shift=shift: Tunable(checkpoint, shift), None)
+        evaluate_lengths([spec], sequences, TRACKING, lengths=(5,), cache=cache, progress=False)
+    assert tracked == [0.0, 0.5]
+    assert len({p.parents[3].name for p in (tmp_path / "cache").rglob("*.npz")}) == 2
 
 
 def test_checkpoint_map_formats_and_errors(tmp_path):

@@ -5,6 +5,10 @@ Protocols, the TraX wrapper and every metric treat trackers alike through it:
     state = tracker.init(frame, mask)                   # HxWx3 uint8 frame, HxW bool mask
     prob, state = tracker.track(frame, state)           # HxW float32 probability map in [0, 1]
     prob, state = tracker.track(frame, state, roi=box)  # crop at a given (cx, cy, side) box
+
+A tracker may also have `settings() -> dict`: what changes its maps besides its weights (the
+smoothing of Algorithm 1, its first-frame fine-tuning, ...), JSON-able; the evaluation's run
+cache keys runs by it, so a run made under other settings is never read back as this one's.
 """
 
 from __future__ import annotations

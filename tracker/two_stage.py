@@ -154,6 +154,11 @@ class TwoStageTracker:
         """First-frame fine-tuning of the local model at `init` (`pixtrack-plus`); None: the paper's
         tracker, offline weights only."""
 
+    def settings(self) -> dict[str, Any]:
+        """What changes its maps besides the weights (the run cache keys runs by it)."""
+        return {"beta": self.beta, "warmup": self.warmup, "map_threshold": self.map_threshold,
+                "tuning": None if self.tuning is None else dataclasses.asdict(self.tuning)}
+
     @classmethod
     def from_checkpoint(
         cls,
