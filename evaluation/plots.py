@@ -152,34 +152,64 @@ def framewise_iou_figure(curves: Mapping[str, np.ndarray], threshold: float | No
     return figure
 
 
+def _panel_grid(count: int, columns: int, row_height: float, extra: float) -> tuple[Figure, np.ndarray]:
+    """A page-wide figure of `count` panels sharing y, `columns` a row; the unused panels hidden."""
+    if count < 1:
+        raise ValueError("no sequences to plot")
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    figure = _figure(PAGE_WIDTH, row_height * rows + extra)
+    axes_grid = figure.subplots(rows, columns, squeeze=False, sharey=True)
+    for axes in list(axes_grid.flat)[count:]:
+        axes.set_visible(False)
+    return figure, axes_grid
+
+
+def _label_panels(axes_grid: np.ndarray, ylabel: str) -> None:
+    """y label on the first column; x label ("frame") on the lowest panel in use of each column."""
+    for axes in axes_grid[:, 0]:
+        axes.set_ylabel(ylabel)
+    for column in range(axes_grid.shape[1]):
+        visible = [axes for axes in axes_grid[:, column] if axes.get_visible()]
+        visible[-1].set_xlabel("frame")
+
+
 @_styled
 def sequence_iou_figure(per_sequence: Mapping[str, Mapping[str, np.ndarray]], columns: int = 4) -> Figure:
     """IoU over time: one panel per sequence (`per_sequence[sequence][tracker]` = per-frame
     IoUs of frames 1..T), trackers in their colours."""
-    if not per_sequence:
-        raise ValueError("no sequences to plot")
-    count = len(per_sequence)
-    columns = max(1, min(columns, count))
-    rows = -(-count // columns)
-    figure = _figure(PAGE_WIDTH, 1.5 * rows + 0.4)
-    axes_grid = figure.subplots(rows, columns, squeeze=False, sharey=True)
+    figure, axes_grid = _panel_grid(len(per_sequence), columns, 1.5, 0.4)
     for axes, (sequence, trackers) in zip(axes_grid.flat, per_sequence.items()):
         for name, values in trackers.items():
             values = np.asarray(values, dtype=np.float64)
             axes.plot(np.arange(1, values.size + 1), values, color=tracker_color(name), label=name)
         axes.set_title(sequence)
         axes.set_ylim(0, 1.01)
-    for axes in list(axes_grid.flat)[count:]:
-        axes.set_visible(False)
-    for axes in axes_grid[:, 0]:
-        axes.set_ylabel("IoU")
-    for column in range(columns):
-        # The lowest panel in use of each column carries the x label.
-        visible = [axes for axes in axes_grid[:, column] if axes.get_visible()]
-        visible[-1].set_xlabel("frame")
+    _label_panels(axes_grid, "IoU")
     handles, labels = axes_grid.flat[0].get_legend_handles_labels()
     if handles:
         figure.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 5))
+    return figure
+
+
+@_styled
+def error_parts_figure(per_sequence: Mapping[str, Mapping[str, np.ndarray]], iou: Mapping[str, np.ndarray],
+                       title: str | None = None, columns: int = 3) -> Figure:
+    """Where each sequence's IoU goes over time (`evaluation.diagnosis`): `per_sequence[sequence]
+    [part]` = per-frame losses of frames 1..T, stacked in the order given, with the IoU line."""
+    figure, axes_grid = _panel_grid(len(per_sequence), columns, 1.6, 0.6)
+    colours = ["#d62728", "#ff7f0e", "#7f7f7f", "#9467bd"]
+    for axes, (sequence, parts) in zip(axes_grid.flat, per_sequence.items()):
+        steps = np.arange(1, len(iou[sequence]) + 1)
+        axes.stackplot(steps, *parts.values(), colors=colours[: len(parts)], labels=list(parts), alpha=0.8)
+        axes.plot(steps, iou[sequence], color="black", linewidth=1.0, label="IoU")
+        axes.set_title(sequence)
+        axes.set_ylim(0, 1.0)
+    _label_panels(axes_grid, "fraction of union")
+    handles, labels = axes_grid.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    if title:
+        figure.suptitle(title)
     return figure
 
 
@@ -326,6 +356,11 @@ def plot_framewise_iou(curves: Mapping[str, np.ndarray], path: str | os.PathLike
 def plot_sequence_iou(per_sequence: Mapping[str, Mapping[str, np.ndarray]], path: str | os.PathLike,
                       columns: int = 4, dpi: int = 300) -> list[Path]:
     return save_figure(sequence_iou_figure(per_sequence, columns), path, dpi)
+
+
+def plot_error_parts(per_sequence: Mapping[str, Mapping[str, np.ndarray]], iou: Mapping[str, np.ndarray],
+                     path: str | os.PathLike, title: str | None = None, dpi: int = 300) -> list[Path]:
+    return save_figure(error_parts_figure(per_sequence, iou, title), path, dpi)
 
 
 def plot_overlays(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray], path: str | os.PathLike,

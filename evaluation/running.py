@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from evaluation.metrics import PixelROC
-from evaluation.results_cache import Run, RunCache, RunKey, checkpoint_id, quantise
+from evaluation.results_cache import Run, RunCache, RunKey, checkpoint_id, quantise, settings_id
 from tracker.interface import Tracker
 
 GT_ROI = "gt-roi"
@@ -185,9 +185,12 @@ def run_tracker(
     device: str | torch.device | None = None,
     progress: bool = False,
     tracker_name: str | None = None,
+    on_step: Callable[[int, np.ndarray, Any], None] | None = None,
 ) -> Run:
     """Track `sequence` at frames `indices` (step 0 = init) under `protocol`; where `roc` is
-    given, the float maps of steps 1..T are added to it against the ground truth."""
+    given, the float maps of steps 1..T are added to it against the ground truth; `on_step`
+    sees each step's number, float map and the tracker's state after it (for diagnoses that
+    read the state, e.g. the ROI it cropped)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     indices = np.asarray(indices, dtype=np.int64)
@@ -212,6 +215,8 @@ def run_tracker(
         where = f"tracker {name!r}, sequence {sequence.name!r}, step {step} (frame {int(indices[step])})"
         prob = _check_prob(prob, frame_size, where)
         probs[step - 1] = quantise(prob)
+        if on_step is not None:
+            on_step(step, prob, state)
         if roc is not None:
             roc.update(torch.from_numpy(np.ascontiguousarray(prob, dtype=np.float32)).to(device or "cpu"),
                        torch.from_numpy(reader.mask(indices[step])).to(device or "cpu"))
@@ -252,6 +257,12 @@ class TrackerSpec:
 
     def checkpoint_id_for(self, sequence: str) -> str:
         return checkpoint_id(self.checkpoint_for(sequence))
+
+    def settings_id_for(self, sequence: str) -> str:
+        """The settings of the tracker that runs `sequence` (`settings()`, where it has one), as
+        the run cache names them: changing a tracker's settings never reads stale runs."""
+        settings = getattr(self.tracker_for(sequence), "settings", None)
+        return settings_id(settings() if callable(settings) else None)
 
     def tracker_for(self, sequence: str) -> Tracker:
         """The tracker for `sequence`, built on first use; two builds are kept (folds come
@@ -366,7 +377,7 @@ def run_key(spec: TrackerSpec, sequence: str, protocol: str, dataset: str,
             protocol_options: Mapping[str, Any] | None = None) -> RunKey:
     """Where the run of `spec` on `sequence` under `protocol` is cached (`cached_run`)."""
     return RunKey(spec.name, spec.checkpoint_id_for(sequence), dataset, _protocol_key(protocol, protocol_options or {}),
-                  sequence)
+                  sequence, spec.settings_id_for(sequence))
 
 
 @dataclass(frozen=True)
