@@ -3,6 +3,8 @@ CSV in --out) and plots (ROC curves with the AUC, framewise IoU curves; PNG and 
 
     python -m evaluation.ablations insertion --dataset DIR --folds F --fold I --out DIR
         [pixtrack train local's options: --config, --local-iterations, --clip-frames, ...]
+    python -m evaluation.ablations synthesis --dataset DIR --folds F --fold I --out DIR --synthesize N
+        [--synthesize-frames F --synthesize-seed S, pixtrack train local's options]
     python -m evaluation.ablations trackers --dataset DIR [--folds F --fold I] --out DIR
         --checkpoint pixtrack=PATH --checkpoint pixtrack-fcn=PATH [--checkpoint pixtrack-1stage=PATH]
     python -m evaluation.ablations memory --dataset DIR [--folds F --fold I] --out DIR
@@ -16,6 +18,9 @@ CSV in --out) and plots (ROC curves with the AUC, framewise IoU curves; PNG and 
   sequences, or --test DIR) with Table 2's protocol, ROIs from the ground truth at t - 5: pixel
   ROC / AUC and framewise IoU. The local model runs inside the 1-stage tracker, whose own
   ROI placement is unused under that protocol. Training resumes in OUT/train/<variant>.
+- synthesis (the data engine, issue 16): the same, the variants a local model trained on the
+  training sequences' clips and one trained on them plus --synthesize N clips synthesised from
+  their annotated frames (`tracker.data.video_synthesis`; never from held-out sequences).
 - trackers (Table 3): 2-stage vs 1-stage vs FCN under full tracking for given checkpoints
   (a k-fold map `NAME=folds.json` as `python -m evaluation.tables` takes; the 1-stage reads the
   two-stage checkpoint unless given its own), over --lengths, plus the ROC and framewise IoU
@@ -56,7 +61,7 @@ from torch import Tensor, nn
 from evaluation.parallel import Spread, spread_arguments, spread_from
 from evaluation.protocols import CLIP_LENGTH, GT_ROI, PAPER_LENGTHS, PAPER_THRESHOLDS, PROTOCOLS, TRACKING, TrackerSpec
 
-ABLATIONS = ("insertion", "trackers", "memory", "options")
+ABLATIONS = ("insertion", "synthesis", "trackers", "memory", "options")
 OPTION_CONFIGS = ("lite", "lite+prior-pool4", "lite+prior", "lite+align", "lite+match", "lite+prior+align",
                   "lite+prior+match")
 """The options ablation's default rows: Table 1's local model, each option beyond it alone,
@@ -285,6 +290,19 @@ class TrainingSetup:
     say: Callable[[str], None]
 
 
+def training_data(args: argparse.Namespace, exclude: Seq[str], synthesize: int = 0) -> list[Any]:
+    """--dataset, --data and --synthetic's sequences less `exclude`, plus `synthesize` clips
+    synthesised from the real ones kept: what `pixtrack train` would train on."""
+    from tracker.training.sources import training_sequences
+
+    options = {"synthesize": synthesize, "synthesize_frames": args.synthesize_frames,
+               "synthesize_seed": args.synthesize_seed} if synthesize else {}
+    return training_sequences([args.dataset, *args.data], synthetic=args.synthetic,
+                              synthetic_frames=args.synthetic_frames, synthetic_seed=args.synthetic_seed,
+                              synthetic_folder=Path(args.out) / "synthetic" if args.synthetic else None,
+                              exclude=exclude, **options)
+
+
 def training_setup(args: argparse.Namespace, backbone: nn.Module | None, what: str) -> TrainingSetup:
     """Held-out sequences (--folds/--fold or --test), training ones without them (an overlap is
     an error), the runtime and the backbone, for an ablation that trains its variants."""
@@ -293,9 +311,7 @@ def training_setup(args: argparse.Namespace, backbone: nn.Module | None, what: s
     from tracker.data import load_dataset
     from tracker.training.arguments import iterative_settings as training_settings
     from tracker.training.hardware import Runtime
-    from tracker.training.sources import training_sequences
 
-    out = Path(args.out)
     if args.test is not None:
         if args.folds is not None or args.fold is not None:
             raise ValueError("give held-out sequences either as --test DIR or as --folds F --fold I, not both")
@@ -307,9 +323,7 @@ def training_setup(args: argparse.Namespace, backbone: nn.Module | None, what: s
     else:
         raise ValueError(f"the {what} ablation evaluates on held-out sequences: give --folds F --fold I "
                          "(train on the fold's training sequences, test on its test ones) or --test DIR")
-    train = training_sequences([args.dataset, *args.data], synthetic=args.synthetic,
-                               synthetic_frames=args.synthetic_frames, synthetic_seed=args.synthetic_seed,
-                               synthetic_folder=out / "synthetic" if args.synthetic else None, exclude=exclude)
+    train = training_data(args, exclude)
     overlap = sorted({s.name for s in train} & {s.name for s in test})
     if overlap:
         raise ValueError(f"sequences both trained on and held out: {', '.join(overlap)}")
@@ -327,35 +341,62 @@ def training_setup(args: argparse.Namespace, backbone: nn.Module | None, what: s
     return TrainingSetup(test, train, dataset_key, runtime, backbone, training_settings(args), feature_cache, say)
 
 
-def run_insertion(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
-    """Train the two local models (resumable), then compare them on held-out clips (Table 2 protocol)."""
-    from tracker.config import get_config
+def _local_variants(args: argparse.Namespace, setup: TrainingSetup,
+                    variants: Mapping[str, tuple[Any, Seq[Any]]]) -> dict[str, Path]:
+    """Train one local model a variant (label -> (IterativeSettings, training sequences)),
+    each with `pixtrack train local`'s machinery into OUT/train/<label> (resumable)."""
     from tracker.training.iterative import IterativeRun
 
-    if args.no_insert:
-        raise ValueError("--no-insert: the insertion ablation trains both variants, with and without")
-    model_config = get_config(args.config)
-    out = Path(args.out)
-    setup = training_setup(args, backbone, "insertion")
-    test, train, runtime, backbone, base = setup.test, setup.train, setup.runtime, setup.backbone, setup.base
-    say, feature_cache, dataset_key = setup.say, setup.feature_cache, setup.dataset_key
     weights: dict[str, Path] = {}
-    for label, insert in INSERTION_VARIANTS.items():
-        settings = dataclasses.replace(base, clip=dataclasses.replace(base.clip, insert_noise=insert))
-        folder = out / "train" / label.replace(" ", "-")
-        say(f"[{label}] training a local model on {len(train)} sequences into {folder}")
-        job = IterativeRun(folder, train, settings, runtime, workers=args.workers, feature_cache=feature_cache,
-                           keep_cache=args.keep_cache, backbone=backbone, progress=not args.quiet, say=say)
+    for label, (settings, train) in variants.items():
+        folder = Path(args.out) / "train" / label.replace(" ", "-")
+        setup.say(f"[{label}] training a local model on {len(train)} sequences into {folder}")
+        job = IterativeRun(folder, train, settings, setup.runtime, workers=args.workers,
+                           feature_cache=setup.feature_cache, keep_cache=args.keep_cache, backbone=setup.backbone,
+                           progress=not args.quiet, say=setup.say, feature_store=args.feature_store)
         job.run_stages(["local"], "run-local")
         weights[label] = job.output("local")
+    return weights
 
-    device = str(runtime.device)
 
-    factory = functools.partial(_one_stage_of_local_weights, model_config=model_config, device=device, backbone=backbone)
+def _compare_local_models(args: argparse.Namespace, setup: TrainingSetup, weights: Mapping[str, Path], name: str,
+                          title: str) -> str:
+    """Local models on held-out clips with Table 2's protocol (inside the 1-stage tracker, whose
+    own placement that protocol leaves unused)."""
+    from tracker.config import get_config
+
+    device = str(setup.runtime.device)
+    factory = functools.partial(_one_stage_of_local_weights, model_config=get_config(args.config), device=device,
+                                backbone=setup.backbone)
     specs = [TrackerSpec(label, factory, str(path)) for label, path in weights.items()]
-    settings = _settings(args, GT_ROI, device)
-    return compare("insertion", specs, test, settings, out, _cache(args), dataset_key,
-                   "Noisy-frame insertion (local model)")
+    return compare(name, specs, setup.test, _settings(args, GT_ROI, device), Path(args.out), _cache(args),
+                   setup.dataset_key, title)
+
+
+def run_insertion(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
+    """Train the two local models (resumable), then compare them on held-out clips (Table 2 protocol)."""
+    if args.no_insert:
+        raise ValueError("--no-insert: the insertion ablation trains both variants, with and without")
+    setup = training_setup(args, backbone, "insertion")
+    base = setup.base
+    variants = {label: (dataclasses.replace(base, clip=dataclasses.replace(base.clip, insert_noise=insert)), setup.train)
+                for label, insert in INSERTION_VARIANTS.items()}
+    return _compare_local_models(args, setup, _local_variants(args, setup, variants), "insertion",
+                                 "Noisy-frame insertion (local model)")
+
+
+def run_synthesis(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
+    """Train a local model on the real training clips and one on them plus --synthesize N clips
+    synthesised from their annotated frames (tracker.data.video_synthesis), alike otherwise
+    (resumable); then compare them on held-out clips (Table 2 protocol)."""
+    if args.synthesize < 1:
+        raise ValueError(f"--synthesize: the synthesis ablation adds N >= 1 synthesised clips, got {args.synthesize}")
+    setup = training_setup(args, backbone, "synthesis")
+    held_out_names = [sequence.name for sequence in setup.test]
+    variants = {"real clips": (setup.base, setup.train),
+                f"real + {args.synthesize} synthesised": (setup.base, training_data(args, held_out_names, args.synthesize))}
+    return _compare_local_models(args, setup, _local_variants(args, setup, variants), "synthesis",
+                                 "Video synthesis (local model)")
 
 
 def run_trackers(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
@@ -442,7 +483,7 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
         first_cache = first_cache or cache
         job = IterativeRun(folder, setup.train, settings, setup.runtime, workers=args.workers,
                            feature_cache=setup.feature_cache, keep_cache=True, backbone=setup.backbone,
-                           progress=not args.quiet, say=setup.say)
+                           progress=not args.quiet, say=setup.say, feature_store=args.feature_store)
         timing = folder / "train-seconds.json"
         started = time.perf_counter()
         job.run_stages(["local"], "run-local")
@@ -473,8 +514,8 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
     return text + "\n\n" + "\n".join(rows)
 
 
-RUNNERS: Mapping[str, Callable[..., str]] = {"insertion": run_insertion, "trackers": run_trackers, "memory": run_memory,
-                                             "options": run_options}
+RUNNERS: Mapping[str, Callable[..., str]] = {"insertion": run_insertion, "synthesis": run_synthesis,
+                                             "trackers": run_trackers, "memory": run_memory, "options": run_options}
 
 
 def _evaluation_arguments(parser: argparse.ArgumentParser, lengths: Seq[int]) -> None:
@@ -522,6 +563,15 @@ def build_parser() -> argparse.ArgumentParser:
     data_arguments(insertion)
     run_arguments(insertion)
     local_arguments(insertion)
+
+    synthesis = sub.add_parser("synthesis", help="local models trained on real clips vs real plus synthesised ones",
+                               description=run_synthesis.__doc__)
+    _evaluation_arguments(synthesis, ())
+    synthesis.add_argument("--test", default=None, metavar="DIR",
+                           help="held-out sequences (instead of --folds/--fold); all of --dataset then trains")
+    data_arguments(synthesis, synthesize=True)
+    run_arguments(synthesis)
+    local_arguments(synthesis)
 
     trackers = sub.add_parser("trackers", help="Table 3: 2-stage vs 1-stage vs FCN for given checkpoints",
                               description=run_trackers.__doc__)

@@ -192,6 +192,28 @@ def test_insertion_ablation_trains_both_variants_and_compares_them(dataset, tmp_
 
 
 @pytest.mark.slow
+def test_synthesis_ablation_adds_only_synthesised_clips_of_the_training_sequences(dataset, tmp_path, capsys):
+    sequences, folds = dataset
+    out = tmp_path / "synthesis"
+    argv = ["synthesis", "--dataset", str(sequences), "--folds", str(folds), "--fold", "0", "--out", str(out),
+            "--synthesize", "3", "--synthesize-frames", "6", "--config", "lite", "--threads", "1", "--workers", "0",
+            "--clip-frames", "3", "--clips-per-sequence", "1", "--views", "1", "--local-iterations", "2",
+            "--local-batch", "2", *CLIPS, *DPI]
+    code = main(argv, backbone=TinyBackbone())
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    _check_clip_table(out, "synthesis", ("real clips", "real + 3 synthesised"), captured.out)
+    manifests = {variant: json.loads((out / "train" / variant / "run-local.json").read_text())
+                 for variant in ("real-clips", "real-+-3-synthesised")}
+    train = sorted(json.loads(folds.read_text())["folds"][0]["train"])
+    assert manifests["real-clips"]["sequences"] == train
+    added = sorted(set(manifests["real-+-3-synthesised"]["sequences"]) - set(train))
+    assert added == [f"synthesized-s0-{index:05d}" for index in range(3)]
+    # Trained alike otherwise: the same settings, and the held-out sequences in neither.
+    assert manifests["real-clips"]["settings"] == manifests["real-+-3-synthesised"]["settings"]
+
+
+@pytest.mark.slow
 def test_options_ablation_trains_each_configuration_on_one_set_of_clips(dataset, checkpoints, tmp_path, capsys,
                                                                          monkeypatch):
     from tracker.training import feature_cache
@@ -240,6 +262,8 @@ def test_options_ablation_trains_each_configuration_on_one_set_of_clips(dataset,
     (["insertion", "--dataset", "{sequences}", "--out", "{out}"], "held-out sequences"),
     (["insertion", "--dataset", "{sequences}", "--folds", "{folds}", "--fold", "0", "--out", "{out}", "--no-insert"],
      "--no-insert"),
+    (["synthesis", "--dataset", "{sequences}", "--folds", "{folds}", "--fold", "0", "--out", "{out}"],
+     "--synthesize"),
     (["memory", "--dataset", "{sequences}", "--checkpoint", "/nonexistent.safetensors", "--out", "{out}"],
      "/nonexistent.safetensors"),
     (["trackers", "--dataset", "{sequences}", "--folds", "{folds}", "--out", "{out}"], "--folds and --fold"),
