@@ -105,6 +105,10 @@ def run_arguments(parser: argparse.ArgumentParser, two_stage: bool = True) -> No
         group.add_argument("--feature-cache", choices=("auto", "on", "off"), default="auto",
                            help="train local models on cached pool4 features (auto: on the CPU only)")
         group.add_argument("--keep-cache", action="store_true", help="keep the feature caches after their stage")
+        group.add_argument("--feature-store", default=None, metavar="DIR",
+                           help="train local models on clips cut from full-frame feature stores in DIR (built "
+                                "once per set of training sequences, reused): new clips every epoch instead of "
+                                "--views cached ones (the data engine; docs/training.md)")
 
 
 def local_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,9 @@ mixing two runs. Losses go to OUT/logs/<stage>.csv (and OUT/tensorboard where Te
 installed); after each global stage, whether the model follows its input goes to
 OUT/logs/<stage>-placement.json (`tracker.training.global_check`), with a warning if not.
 On a CPU (or with `feature_cache=True`) the local stages train on cached pool4 features
-(OUT/cache/<stage>, deleted when the stage is done unless `keep_cache`).
+(OUT/cache/<stage>, deleted when the stage is done unless `keep_cache`); with `feature_store`,
+on clips cut from full-frame feature stores instead (`tracker.training.store_clips`: new clips
+every epoch, the stores built once per set of training sequences and kept).
 
 Under torchrun every rank trains (DDP); rank 0 alone tracks, caches and writes.
 """
@@ -116,6 +118,7 @@ class IterativeRun:
         backbone: nn.Module | None = None,
         progress: bool = True,
         say: Callable[[str], None] | None = None,
+        feature_store: str | os.PathLike | None = None,
     ) -> None:
         from tracker.config import get_config
 
@@ -129,6 +132,8 @@ class IterativeRun:
         self.workers, self.keep_cache, self.half, self.progress = workers, keep_cache, half, progress
         self.feature_cache = runtime.device.type == "cpu" if feature_cache is None else feature_cache
         self._backbone = backbone
+        self.feature_store = None if feature_store is None else Path(feature_store)
+        self._stores = None
         self._boxes = None
         self._maps = None
         self.say = say or (lambda message: print(message, file=sys.stderr) if runtime.is_main else None)
@@ -279,10 +284,34 @@ class IterativeRun:
             path = self.output("split")
             path.write_text(json.dumps({"half1": sorted(names[:middle]), "half2": sorted(names[middle:])}, indent=1))
 
+    def stores(self):
+        """(frame store, clip-start store) of the training sequences, under `feature_store`/<their
+        frames' id>: built once (by rank 0), then reused by every stage and by later runs on
+        the same sequences."""
+        if self._stores is None:
+            from tracker.training.frame_features import FrameFeatureStore, frames_id
+            from tracker.training.store_clips import ClipStartStore
+
+            root = self.feature_store / frames_id(self.sequences)
+            model = self.local_model()
+            if self.runtime.is_main:
+                FrameFeatureStore.build(root / "frames", self.sequences, model.backbone, self.runtime.device,
+                                        self.progress)
+                ClipStartStore.build(root / "starts", self.sequences, model, self.settings.clip.min_object_pixels,
+                                     self.runtime.device, self.progress)
+            self.runtime.barrier()
+            self._stores = FrameFeatureStore.open(root / "frames"), ClipStartStore.open(root / "starts")
+        return self._stores
+
     def _cached(self, stage: str, model: nn.Module, dataset, views: int):
-        """`dataset` as cached features (built by rank 0 into OUT/cache/<stage>), or itself."""
+        """`dataset`'s clips cut from the feature stores (`feature_store`), as cached features
+        (built by rank 0 into OUT/cache/<stage>), or itself."""
         from tracker.training.feature_cache import FeatureCache, build_feature_cache
 
+        if self.feature_store is not None:
+            from tracker.training.store_clips import StoreClipDataset
+
+            return StoreClipDataset(dataset, *self.stores())
         if not self.feature_cache:
             return dataset
         folder = self.out / "cache" / stage

@@ -277,16 +277,26 @@ def crop_roi(sequence, index: int, box: np.ndarray) -> tuple[Tensor, Tensor]:
     """
     frame = np.asarray(sequence.frame(index))
     mask = np.asarray(sequence.mask(index), dtype=bool)
-    height, width = mask.shape
+    cropped = _crop_planes([frame, mask[..., None]], box)
+    image = cropped[:3].round().clamp(0, 255).to(torch.uint8)
+    return image, cropped[3:].clamp(0, 1)
+
+
+def crop_mask(sequence, index: int, box: np.ndarray) -> Tensor:
+    """The mask of frame `index` cropped as `crop_roi` crops it, without reading the frame:
+    float32 coverage `[1, 224, 224]` (for clips whose features come from a store)."""
+    mask = np.asarray(sequence.mask(index), dtype=bool)
+    return _crop_planes([mask[..., None]], box).clamp(0, 1)
+
+
+def _crop_planes(planes: list[np.ndarray], box: np.ndarray) -> Tensor:
+    """HxWxC arrays (stacked along C) cropped at `box` through the window its samples touch."""
+    height, width = planes[0].shape[:2]
     cx, cy, side = (float(v) for v in box)
     x0 = min(max(int(np.floor(cx - side / 2)) - 2, 0), width - 1)
     y0 = min(max(int(np.floor(cy - side / 2)) - 2, 0), height - 1)
     x1 = max(min(int(np.ceil(cx + side / 2)) + 2, width), x0 + 1)
     y1 = max(min(int(np.ceil(cy + side / 2)) + 2, height), y0 + 1)
-    window = torch.from_numpy(np.ascontiguousarray(frame[y0:y1, x0:x1]))
-    window_mask = torch.from_numpy(np.ascontiguousarray(mask[y0:y1, x0:x1]))
-    stacked = torch.cat((window.permute(2, 0, 1).float(), window_mask[None].float()), dim=0)[None]
+    window = torch.cat([torch.from_numpy(np.ascontiguousarray(plane[y0:y1, x0:x1])).float() for plane in planes], dim=2)
     shifted = torch.tensor([[cx - x0, cy - y0, side]], dtype=torch.float32)
-    cropped = roi.crop(stacked, shifted)[0]
-    image = cropped[:3].round().clamp(0, 255).to(torch.uint8)
-    return image, cropped[3:].clamp(0, 1)
+    return roi.crop(window.permute(2, 0, 1)[None], shifted)[0]
