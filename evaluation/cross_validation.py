@@ -70,10 +70,10 @@ class FoldPlan:
 def plan_folds(split: FoldSplit, indices: Sequence[int], *, dataset: str, folds_file: str, out: Path,
                config: str, trackers: Sequence[str], lengths: Sequence[int], tables: Sequence[int],
                fcn_args: Sequence[str], iterative_args: Sequence[str], python: str = sys.executable,
-               workers: int = 1, recipe: str | None = None) -> list[FoldPlan]:
+               workers: int = 1, recipe: str | None = None, evaluation: Sequence[str] = ()) -> list[FoldPlan]:
     """The commands of every fold in `indices`; nothing runs. With a `recipe`, the training data
     and settings are the recipe's (`--data` would add to its data) and the two-stage run starts
-    from the fold's FCN."""
+    from the fold's FCN. `evaluation`: more arguments for each tables step (`--cache`, `--threads`)."""
     plans = []
     for index in indices:
         fold = split.fold(index)
@@ -91,16 +91,17 @@ def plan_folds(split: FoldSplit, indices: Sequence[int], *, dataset: str, folds_
                               tuple(train_fcn), tuple(train_two_stage),
                               tuple(tables_command(dataset, fold.test, trackers, lengths, tables,
                                                    {"two-stage": two_stage, "fcn": fcn},
-                                                   out / "tables" / f"fold-{index}", python, workers))))
+                                                   out / "tables" / f"fold-{index}", python, workers,
+                                                   evaluation))))
     return plans
 
 
 def tables_command(dataset: str, sequences: Sequence[str], trackers: Sequence[str], lengths: Sequence[int],
                    tables: Sequence[int], checkpoints: dict[str, Path], out: Path,
-                   python: str = sys.executable, workers: int = 1) -> list[str]:
+                   python: str = sys.executable, workers: int = 1, extra: Sequence[str] = ()) -> list[str]:
     """`python -m evaluation.tables` on `sequences`, each tracker with the checkpoint (file or
     k-fold map) of its registry entry's checkpoint kind in `checkpoints` (kind -> path), its
-    runs `workers` at a time (evaluation.parallel)."""
+    runs `workers` at a time (evaluation.parallel), then `extra` arguments."""
     from tracker.registry import entry
 
     command = [python, "-m", "evaluation.tables", "--dataset", dataset, "--sequences", *sequences,
@@ -112,7 +113,7 @@ def tables_command(dataset: str, sequences: Sequence[str], trackers: Sequence[st
         kind = entry(name).checkpoint_kind
         if kind in checkpoints:
             command += ["--checkpoint", f"{name}={checkpoints[kind]}"]
-    return command
+    return command + list(extra)
 
 
 def write_checkpoint_map(path: Path, folds: Sequence[tuple[Sequence[str], Path]]) -> Path:
@@ -256,9 +257,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="each tables step tracks N runs at a time (evaluation.parallel; default 1)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch threads of each tables step (default: torch's choice)")
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="run cache of the tables steps (default: evaluation.tables' own)")
     args = parser.parse_args(argv)
     from tracker.registry import entry
 
+    evaluation = [*(["--cache", str(args.cache)] if args.cache else []),
+                  *(["--threads", str(args.threads)] if args.threads else [])]
     split = read_folds(args.folds)
     indices = args.fold_indices if args.fold_indices is not None else list(range(split.k))
     for index in indices:
@@ -267,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plans = plan_folds(split, indices, dataset=args.dataset, folds_file=args.folds, out=args.out, config=args.config,
                        trackers=args.trackers, lengths=args.lengths, tables=args.tables,
                        fcn_args=shlex.split(args.fcn_args), iterative_args=shlex.split(args.iterative_args),
-                       workers=args.workers, recipe=args.recipe)
+                       workers=args.workers, recipe=args.recipe, evaluation=evaluation)
     kinds = {entry(name).checkpoint_kind for name in args.trackers}  # an unknown name fails here, listing the known
     needs_fcn = "fcn" in kinds or FCN_PLACEHOLDER in args.iterative_args or args.recipe is not None
     needs_two_stage = "two-stage" in kinds
@@ -307,7 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         everything = [name for plan in done for name in plan.test]
         try:
             run_step(tables_command(args.dataset, everything, args.trackers, args.lengths, args.tables, maps,
-                                    args.out / "tables" / "all", workers=args.workers), "all folds: tables", False)
+                                    args.out / "tables" / "all", workers=args.workers, extra=evaluation),
+                     "all folds: tables", False)
             per_fold["all"] = read_table_rows(args.out / "tables" / "all", args.tables)
         except (RuntimeError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr, flush=True)

@@ -84,7 +84,9 @@ def test_end_to_end_the_summary_has_each_fold_and_all_folds(tiny_dataset, tmp_pa
     out = tmp_path / "cv"
     # The static tracker needs no checkpoint, so the real evaluation.tables runs in seconds.
     assert main(["--dataset", str(sequences), "--folds", str(folds), "--out", str(out), "--trackers", "static",
-                 "--lengths", "5", "10", "--evaluate-only"]) == 0
+                 "--lengths", "5", "10", "--evaluate-only", "--cache", str(tmp_path / "runs"), "--threads", "1"]) == 0
+    # One run a sequence (its 10 frames answer L = 5 too), tracked for its fold, read again for all folds.
+    assert len(list((tmp_path / "runs").rglob("*.npz"))) == 4
     with (out / "cross_validation.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["fold"], r["threshold"], r["tracker"]) for r in rows] == [
@@ -109,7 +111,7 @@ def test_a_fold_that_does_not_exist_is_refused_before_anything_runs(tiny_dataset
 def test_evaluate_only_names_a_missing_checkpoint_and_the_command_that_makes_it(tiny_dataset, tmp_path, capsys):
     sequences, folds = tiny_dataset
     out = tmp_path / "cv"
-    assert main(["--dataset", str(sequences), "--folds", str(folds), "--out", str(out),
+    assert main(["--dataset", str(sequences), "--folds", str(folds), "--out", str(out), "--cache", str(tmp_path / "runs"),
                  "--trackers", "two-stage", "static", "--lengths", "5", "--evaluate-only"]) == 1
     error = capsys.readouterr().err
     assert f"fold 0: no checkpoint {out / 'fold-0' / 'two-stage' / 'two-stage-lite.safetensors'}" in error
