@@ -5,7 +5,7 @@ mean IoU per fold and over all folds.
     python -m evaluation.cross_validation --dataset data/davis2016-train \
         --folds checkpoints/davis2016-train-5folds.json --out runs/cv \
         [--fold-indices 0 1] [--config lite] [--trackers pixtrack pixtrack-plus pixtrack-1stage pixtrack-fcn pixtrack-static] \
-        [--recipe recipes/lite-all.toml] \
+        [--recipe recipes/lite.toml] \
         [--fcn-args "--iterations 2000 --half"] [--iterative-args "--local-init {fcn} --half"] \
         [--train-only | --evaluate-only] [--train-workers N] [--dry-run]
 

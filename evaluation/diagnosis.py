@@ -122,23 +122,22 @@ class Row:
     errors: FrameErrors
 
 
+def _means(table: Seq[FrameErrors]) -> FrameErrors:
+    """Each field's mean, NaNs left out (a sequence whose object is never visible has no ROI errors)."""
+    values = np.array([astuple(e) for e in table], dtype=np.float64)
+    with np.errstate(all="ignore"):
+        return FrameErrors(*(float(np.nanmean(c)) if np.isfinite(c).any() else math.nan for c in values.T))
+
+
 def summarise(tracker: str, protocol: str, sequence: str, errors: Seq[FrameErrors]) -> Row:
-    table = np.array([astuple(e) for e in errors], dtype=np.float64)
-    with np.errstate(all="ignore"):  # a sequence whose object is never visible has NaN ROI errors
-        means = [float(np.nanmean(column)) if np.isfinite(column).any() else math.nan for column in table.T]
-    return Row(tracker, protocol, sequence, FrameErrors(*means))
+    return Row(tracker, protocol, sequence, _means(errors))
 
 
 def overall(rows: Seq[Row]) -> list[Row]:
     """Per tracker and protocol, the mean over sequences of their means (as the tables average)."""
-    result = []
-    for key in dict.fromkeys((row.tracker, row.protocol) for row in rows):
-        group = [row for row in rows if (row.tracker, row.protocol) == key]
-        table = np.array([astuple(row.errors) for row in group], dtype=np.float64)
-        with np.errstate(all="ignore"):
-            means = [float(np.nanmean(column)) if np.isfinite(column).any() else math.nan for column in table.T]
-        result.append(Row(*key, "all", FrameErrors(*means)))
-    return result
+    keys = dict.fromkeys((row.tracker, row.protocol) for row in rows)
+    return [Row(*key, "all", _means([row.errors for row in rows if (row.tracker, row.protocol) == key]))
+            for key in keys]
 
 
 NAMES = [field.name for field in fields(FrameErrors)]

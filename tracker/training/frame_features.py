@@ -181,13 +181,15 @@ class FrameFeatureStore:
 
     @classmethod
     def build(cls, folder: str | Path, sequences: Seq, backbone: nn.Module, device: str | torch.device = "cpu",
-              progress: bool = True) -> FrameFeatureStore:
+              progress: bool = True, frames_key: str | None = None) -> FrameFeatureStore:
         """Compute what is missing (each level of a sequence is written atomically) and open the
-        store; refuses a folder that holds a store of other frames or another backbone."""
+        store; refuses a folder that holds a store of other frames or another backbone.
+        `frames_key`: `frames_id(sequences)` where the caller has it (hashing rendered frames costs)."""
         from tracker.training.samples import object_boxes
 
         folder = Path(folder)
-        key = {"format_version": FORMAT_VERSION, "frames": frames_id(sequences), "backbone": backbone_id(backbone)}
+        key = {"format_version": FORMAT_VERSION, "frames": frames_key or frames_id(sequences),
+               "backbone": backbone_id(backbone)}
         manifest_path = folder / "store.json"
         if manifest_path.is_file():
             stored = json.loads(manifest_path.read_text())

@@ -292,13 +292,14 @@ class IterativeRun:
             from tracker.training.frame_features import FrameFeatureStore, frames_id
             from tracker.training.store_clips import ClipStartStore
 
-            root = self.feature_store / frames_id(self.sequences)
+            key = frames_id(self.sequences)  # once: synthesised frames are rendered to be hashed
+            root = self.feature_store / key
             model = self.local_model()
             if self.runtime.is_main:
                 FrameFeatureStore.build(root / "frames", self.sequences, model.backbone, self.runtime.device,
-                                        self.progress)
+                                        self.progress, frames_key=key)
                 ClipStartStore.build(root / "starts", self.sequences, model, self.settings.clip.min_object_pixels,
-                                     self.runtime.device, self.progress)
+                                     self.runtime.device, self.progress, frames_key=key)
             self.runtime.barrier()
             self._stores = FrameFeatureStore.open(root / "frames"), ClipStartStore.open(root / "starts")
         return self._stores

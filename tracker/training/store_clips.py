@@ -47,7 +47,8 @@ class ClipStartStore:
     @classmethod
     @torch.no_grad()
     def build(cls, folder: str | Path, sequences: Seq, model: nn.Module, min_object_pixels: int = 64,
-              device: str | torch.device = "cpu", progress: bool = True) -> ClipStartStore:
+              device: str | torch.device = "cpu", progress: bool = True,
+              frames_key: str | None = None) -> ClipStartStore:
         """Compute what is missing for the frames of `sequences` whose object covers at least
         `min_object_pixels` (through `model.memory_features`, a `LocalModel`'s); refuses a
         folder built from other frames, another backbone or another mask dilation."""
