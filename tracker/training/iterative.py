@@ -13,7 +13,9 @@
     checkpoint        local-final + global-predicted as one two-stage checkpoint     two-stage-<config>.safetensors
 
 Every stage writes its output under OUT atomically; a rerun skips stages whose output exists
-and resumes an interrupted training stage from OUT/resume/<stage>.pt. OUT/run.json records
+and resumes an interrupted training stage from OUT/resume/<stage>.pt; `--stages` runs only
+some stages (`IterativeRun.run_only`), so that independent ones can run side by side in two
+processes. OUT/run.json records
 the settings: a rerun with other settings (that change results) is refused rather than
 mixing two runs. Losses go to OUT/logs/<stage>.csv (and OUT/tensorboard where TensorBoard is
 installed); after each global stage, whether the model follows its input goes to
@@ -61,6 +63,8 @@ class Stage:
     name: str
     output: str
     run: Callable[[IterativeRun], None]
+    needs: tuple[str, ...] = ()
+    """The stages whose outputs it reads."""
 
 
 @dataclass(frozen=True)
@@ -258,6 +262,25 @@ class IterativeRun:
             )
         self.run_stages(STAGES, "run")
         return self.output("checkpoint")
+
+    def run_only(self, stages: SequenceOf[str]) -> None:
+        """Run the unfinished ones of `stages` (in Sec. 5.1's order) and no other, so that two
+        processes can share one run: step 2 (`global-gt`) needs nothing of step 1, so one process
+        trains it while another trains `split`, `local-1` and `local-2` (on a 2-core CPU, one
+        thread each). Refused, before any work, if a stage needs one that is neither done nor
+        among `stages`."""
+        unknown = [name for name in stages if name not in STAGES]
+        if unknown:
+            raise ValueError(f"no stage {', '.join(map(repr, unknown))} in the iterative run; "
+                             f"the stages: {', '.join(STAGES)}")
+        chosen = [name for name in STAGES if name in stages]
+        available = set(self.finished()) | set(chosen)
+        for name in chosen:
+            missing = [need for need in STAGE_BY_NAME[name].needs if need not in available]
+            if missing:
+                raise ValueError(f"stage {name} needs {', '.join(missing)}, not done in {self.out} "
+                                 "and not asked for: run those first (or together)")
+        self.run_stages(chosen, "run")
 
     def run_stages(self, stages: SequenceOf[str], manifest: str) -> None:
         """Run the unfinished ones of `stages` in order, under the settings record OUT/<manifest>.json."""
@@ -513,14 +536,18 @@ class IterativeRun:
 
 ITERATIVE_STAGES: tuple[Stage, ...] = (
     Stage("split", "split.json", IterativeRun.stage_split),
-    Stage("local-1", "local-1.safetensors", IterativeRun.stage_local_1),
-    Stage("local-2", "local-2.safetensors", IterativeRun.stage_local_2),
+    Stage("local-1", "local-1.safetensors", IterativeRun.stage_local_1, ("split",)),
+    Stage("local-2", "local-2.safetensors", IterativeRun.stage_local_2, ("split",)),
     Stage("global-gt", "global-gt.safetensors", IterativeRun.stage_global_gt),
-    Stage("track-predicted", "track-predicted.npz", IterativeRun.stage_track_predicted),
-    Stage("global-predicted", "global-predicted.safetensors", IterativeRun.stage_global_predicted),
-    Stage("track-rois", "track-rois.npz", IterativeRun.stage_track_rois),
-    Stage("local-final", "local-final.safetensors", IterativeRun.stage_local_final),
-    Stage("checkpoint", "two-stage-{config}.safetensors", IterativeRun.stage_checkpoint),
+    Stage("track-predicted", "track-predicted.npz", IterativeRun.stage_track_predicted,
+          ("split", "local-1", "local-2", "global-gt")),
+    Stage("global-predicted", "global-predicted.safetensors", IterativeRun.stage_global_predicted,
+          ("global-gt", "track-predicted")),
+    Stage("track-rois", "track-rois.npz", IterativeRun.stage_track_rois,
+          ("split", "local-1", "local-2", "global-predicted")),
+    Stage("local-final", "local-final.safetensors", IterativeRun.stage_local_final, ("local-1", "track-rois")),
+    Stage("checkpoint", "two-stage-{config}.safetensors", IterativeRun.stage_checkpoint,
+          ("local-final", "global-predicted")),
 )
 """Sec. 5.1 in order (the module docstring says what each does)."""
 SINGLE_STAGES: tuple[Stage, ...] = (

@@ -61,6 +61,7 @@ class LoopConfig:
 
 
 def _save(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # another process of the run may have tidied it away
     partial = path.with_name(path.name + ".tmp")
     torch.save(payload, partial)
     os.replace(partial, path)
