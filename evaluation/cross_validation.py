@@ -7,7 +7,7 @@ mean IoU per fold and over all folds.
         [--fold-indices 0 1] [--config lite] [--trackers pixtrack pixtrack-plus pixtrack-1stage pixtrack-fcn pixtrack-static] \
         [--recipe recipes/lite.toml] \
         [--fcn-args "--iterations 2000 --half"] [--iterative-args "--local-init {fcn} --half"] \
-        [--train-only | --evaluate-only] [--train-workers N] [--dry-run]
+        [--train-only | --evaluate-only] [--train-workers N] [--clips N] [--dry-run]
 
 Per fold I (a rerun resumes: training commands resume in their folders, finished checkpoints
 are kept, tracking runs are cached):
@@ -26,6 +26,10 @@ Then OUT/two-stage.json and OUT/fcn.json (k-fold checkpoint maps, as `--checkpoi
 NAME=MAP` takes them), the tables over every evaluated fold's sequences (OUT/tables/all/)
 and OUT/cross_validation.csv / .md: one row per fold, tracker and threshold, and the
 all-folds row. Issue 4's bar reads from it: each fold's two-stage row against its static row.
+With `--clips N` each fold's tables step also scores the pixel ROC AUC over N clips of its
+own sequences (Fig. 4's protocol), summarised per fold and as the mean of the folds in
+OUT/cross_validation_auc.csv and the .md (clips are not sampled again over all folds: that
+would track every clip again).
 
 Training and evaluation run as subprocesses of this Python, so each stage is exactly the
 command a user would type (printed before it runs) and one failing fold is reported with
@@ -70,10 +74,12 @@ class FoldPlan:
 def plan_folds(split: FoldSplit, indices: Sequence[int], *, dataset: str, folds_file: str, out: Path,
                config: str, trackers: Sequence[str], lengths: Sequence[int], tables: Sequence[int],
                fcn_args: Sequence[str], iterative_args: Sequence[str], python: str = sys.executable,
-               workers: int = 1, recipe: str | None = None, evaluation: Sequence[str] = ()) -> list[FoldPlan]:
+               workers: int = 1, recipe: str | None = None, evaluation: Sequence[str] = (),
+               clips: int = 0) -> list[FoldPlan]:
     """The commands of every fold in `indices`; nothing runs. With a `recipe`, the training data
     and settings are the recipe's (`--data` would add to its data) and the two-stage run starts
-    from the fold's FCN. `evaluation`: more arguments for each tables step (`--cache`, `--threads`)."""
+    from the fold's FCN. `evaluation`: more arguments for each tables step (`--cache`, `--threads`);
+    `clips`: the pixel AUC over that many clips of the fold's sequences too."""
     plans = []
     for index in indices:
         fold = split.fold(index)
@@ -92,7 +98,7 @@ def plan_folds(split: FoldSplit, indices: Sequence[int], *, dataset: str, folds_
                               tuple(tables_command(dataset, fold.test, trackers, lengths, tables,
                                                    {"two-stage": two_stage, "fcn": fcn},
                                                    out / "tables" / f"fold-{index}", python, workers,
-                                                   evaluation))))
+                                                   [*evaluation, *(["--clips", str(clips)] if clips else [])]))))
     return plans
 
 
@@ -136,10 +142,43 @@ def read_table_rows(folder: Path, tables: Sequence[int]) -> list[dict[str, str]]
     return rows
 
 
-def write_summary(out: Path, per_fold: dict[str, list[dict[str, str]]], lengths: Sequence[int]) -> tuple[Path, Path]:
+def read_auc_rows(folder: Path) -> dict[str, float]:
+    """Tracker -> pixel ROC AUC from the auc.csv `evaluation.tables --clips` wrote in `folder`."""
+    path = folder / "auc.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the clips of {folder.name} were not scored")
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {row["tracker"]: float(row["auc"]) for row in csv.DictReader(handle)}
+
+
+def write_auc_summary(out: Path, per_fold: dict[str, dict[str, float]], clips: int) -> tuple[Path, str]:
+    """OUT/cross_validation_auc.csv (fold, tracker, auc; fold `mean` = the mean of the folds
+    that scored the tracker) and its Markdown table (trackers x folds), returned."""
+    trackers = list(dict.fromkeys(name for scores in per_fold.values() for name in scores))
+    means = {name: sum(s[name] for s in per_fold.values() if name in s) / sum(name in s for s in per_fold.values())
+             for name in trackers}
+    path = out / "cross_validation_auc.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["fold", "tracker", "auc"])
+        for fold, scores in per_fold.items():
+            writer.writerows([fold, name, repr(auc)] for name, auc in scores.items())
+        writer.writerows(["mean", name, repr(means[name])] for name in trackers)
+    lines = [f"**Pixel ROC AUC** over {clips} clips a fold (ground-truth ROIs, as Fig. 4)", "",
+             "| tracker | " + " | ".join(f"fold {fold}" for fold in per_fold) + " | mean of folds |",
+             "|---|" + "---:|" * (len(per_fold) + 1)]
+    for name in trackers:
+        cells = [f"{per_fold[fold][name]:.4f}" if name in per_fold[fold] else "" for fold in per_fold]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {means[name]:.4f} |")
+    return path, "\n".join(lines) + "\n"
+
+
+def write_summary(out: Path, per_fold: dict[str, list[dict[str, str]]], lengths: Sequence[int],
+                  auc: str = "") -> tuple[Path, Path]:
     """OUT/cross_validation.csv and .md (Markdown): one row per fold, table, threshold and
     tracker, folds in the order of `per_fold` (fold name -> `read_table_rows`). Where the
-    tables carry bootstrap intervals (`ci_low_<L>`, `ci_high_<L>`), so do both files."""
+    tables carry bootstrap intervals (`ci_low_<L>`, `ci_high_<L>`), so do both files. `auc`:
+    Markdown (`write_auc_summary`) appended to the .md."""
     bounds = [f"ci_{side}_{n}" for n in lengths for side in ("low", "high")]
     has_bounds = any(row.get(bound) for rows in per_fold.values() for row in rows for bound in bounds)
     fields = ["fold", "table", "threshold", "tracker", *map(str, lengths), *(bounds if has_bounds else [])]
@@ -157,6 +196,8 @@ def write_summary(out: Path, per_fold: dict[str, list[dict[str, str]]], lengths:
         lines.append("| " + " | ".join(cells) + " |")
     if has_bounds:
         lines += ["", "[low, high]: 95% bootstrap interval of the mean over each fold's sequences (evaluation.bootstrap)"]
+    if auc:
+        lines += ["", auc.rstrip("\n")]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return csv_path, md_path
 
@@ -261,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="torch threads of each tables step (default: torch's choice)")
     parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
                         help="run cache of the tables steps (default: evaluation.tables' own)")
+    parser.add_argument("--clips", type=int, default=0, metavar="N",
+                        help="also the pixel ROC AUC over N clips of each fold's sequences, and its mean over folds")
     args = parser.parse_args(argv)
     from tracker.registry import entry
 
@@ -274,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plans = plan_folds(split, indices, dataset=args.dataset, folds_file=args.folds, out=args.out, config=args.config,
                        trackers=args.trackers, lengths=args.lengths, tables=args.tables,
                        fcn_args=shlex.split(args.fcn_args), iterative_args=shlex.split(args.iterative_args),
-                       workers=args.workers, recipe=args.recipe, evaluation=evaluation)
+                       workers=args.workers, recipe=args.recipe, evaluation=evaluation, clips=args.clips)
     kinds = {entry(name).checkpoint_kind for name in args.trackers}  # an unknown name fails here, listing the known
     needs_fcn = "fcn" in kinds or FCN_PLACEHOLDER in args.iterative_args or args.recipe is not None
     needs_two_stage = "two-stage" in kinds
@@ -285,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr, flush=True)
             failed.append(str(index))
     per_fold: dict[str, list[dict[str, str]]] = {}
+    auc_per_fold: dict[str, dict[str, float]] = {}
     for plan in plans:
         if args.train_only or str(plan.index) in failed:
             continue
@@ -299,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_step(plan.evaluate, f"fold {plan.index}: tables", args.dry_run)
             if not args.dry_run:
                 per_fold[str(plan.index)] = read_table_rows(plan.tables, args.tables)
+                if args.clips:
+                    auc_per_fold[str(plan.index)] = read_auc_rows(plan.tables)
         except (RuntimeError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr, flush=True)
             failed.append(str(plan.index))
@@ -321,7 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr, flush=True)
             failed.append("all")
     if per_fold:
-        csv_path, md_path = write_summary(args.out, per_fold, args.lengths)
+        auc = write_auc_summary(args.out, auc_per_fold, args.clips)[1] if auc_per_fold else ""
+        csv_path, md_path = write_summary(args.out, per_fold, args.lengths, auc)
         print("\n" + md_path.read_text(encoding="utf-8") + f"\nwrote {csv_path} and {md_path}")
     if failed:
         print(f"error: folds not finished: {', '.join(failed)} (rerun the same command: finished work is kept)",

@@ -100,6 +100,27 @@ def test_end_to_end_the_summary_has_each_fold_and_all_folds(tiny_dataset, tmp_pa
     assert not (out / "two-stage.json").exists()  # no map of checkpoints that were never asked for
 
 
+def test_clips_give_each_folds_pixel_auc_and_their_mean(tiny_dataset, tmp_path):
+    sequences, folds = tiny_dataset
+    out = tmp_path / "cv"
+    assert main(["--dataset", str(sequences), "--folds", str(folds), "--out", str(out), "--trackers", "static",
+                 "--lengths", "10", "--evaluate-only", "--cache", str(tmp_path / "runs"), "--threads", "1",
+                 "--clips", "3"]) == 0
+    per_fold = {}
+    for fold in ("0", "1"):  # each fold's own clips, scored by evaluation.tables
+        with (out / "tables" / f"fold-{fold}" / "auc.csv").open(newline="", encoding="utf-8") as handle:
+            per_fold[fold] = float(next(csv.DictReader(handle))["auc"])
+    assert not (out / "tables" / "all" / "auc.csv").exists()  # no clips tracked again over all folds
+    with (out / "cross_validation_auc.csv").open(newline="", encoding="utf-8") as handle:
+        rows = {(r["fold"], r["tracker"]): float(r["auc"]) for r in csv.DictReader(handle)}
+    assert rows[("0", "static")] == per_fold["0"] and rows[("1", "static")] == per_fold["1"]
+    assert 0.5 < per_fold["0"] <= 1.0 and per_fold["0"] != per_fold["1"]
+    assert rows[("mean", "static")] == pytest.approx((per_fold["0"] + per_fold["1"]) / 2)
+    summary = (out / "cross_validation.md").read_text(encoding="utf-8")
+    assert "**Pixel ROC AUC** over 3 clips a fold" in summary
+    assert f"| static | {per_fold['0']:.4f} | {per_fold['1']:.4f} | {rows[('mean', 'static')]:.4f} |" in summary
+
+
 def test_a_fold_that_does_not_exist_is_refused_before_anything_runs(tiny_dataset, tmp_path):
     sequences, folds = tiny_dataset
     with pytest.raises(ValueError, match="fold 7 does not exist"):
