@@ -20,7 +20,9 @@ are kept, tracking runs are cached):
 With `--recipe FILE` both training commands run that recipe's `[fcn]` and `[iterative]` tables
 (its data, its settings), the fold's `--folds/--fold/--out` given beside it, and the two-stage
 run starts from the fold's own FCN (`--local-init`). `--train-workers N` trains N folds side by
-side (one process each: a GPU, or a machine with cores to spare); `--train-only` stops there.
+side (one process each: a GPU, or a machine with cores to spare; with N > 1 each fold's Sec. 5.1
+steps 1 and 2 are two jobs too, so two workers keep a 2-core CPU busy even on one fold);
+`--train-only` stops there.
 
 Then OUT/two-stage.json and OUT/fcn.json (k-fold checkpoint maps, as `--checkpoint
 NAME=MAP` takes them), the tables over every evaluated fold's sequences (OUT/tables/all/)
@@ -235,39 +237,95 @@ def run_step(command: Sequence[str], what: str, dry_run: bool, log: Path | None 
     print(f"[{what}] done in {time.monotonic() - started:.0f} s", flush=True)
 
 
-def train_fold(plan: FoldPlan, needs_fcn: bool, needs_two_stage: bool, dry_run: bool, log: Path | None = None) -> None:
-    """Train what fold `plan` lacks: its FCN, then its two-stage model (which may start from it)."""
-    if needs_fcn and not plan.fcn_checkpoint.is_file():
-        run_step(plan.train_fcn, f"fold {plan.index}: FCN", dry_run, log)
+@dataclass(frozen=True)
+class TrainingJob:
+    """One training command of fold `fold`, done once every file of `outputs` exists, started
+    once the jobs of the same fold named in `after` are done."""
+
+    fold: int
+    name: str
+    command: tuple[str, ...]
+    outputs: tuple[Path, ...]
+    after: tuple[str, ...] = ()
+    log_name: str = "train.log"
+
+    @property
+    def done(self) -> bool:
+        return all(path.is_file() for path in self.outputs)
+
+
+STEP_1 = ("split", "local-1", "local-2")
+STEP_2 = ("global-gt",)
+
+
+def training_jobs(plan: FoldPlan, needs_fcn: bool, needs_two_stage: bool, split_steps: bool) -> list[TrainingJob]:
+    """What fold `plan` lacks: its FCN, then its two-stage model (which may start from it). With
+    `split_steps`, Sec. 5.1 steps 1 and 2 are two jobs that may run side by side (step 2 needs
+    neither step 1 nor the FCN; `pixtrack train iterative --stages`), then a job for the rest."""
+    jobs = [TrainingJob(plan.index, "FCN", plan.train_fcn, (plan.fcn_checkpoint,))] if needs_fcn else []
     if needs_two_stage and not plan.two_stage_checkpoint.is_file():
-        run_step(plan.train_two_stage, f"fold {plan.index}: two-stage", dry_run, log)
+        fcn = ("FCN",) if needs_fcn else ()
+        if split_steps:
+            from tracker.training.iterative import STAGE_BY_NAME
+
+            folder = plan.two_stage_checkpoint.parent
+            steps = [(f"two-stage step {n}", stages, after) for n, stages, after in ((1, STEP_1, fcn), (2, STEP_2, ()))]
+            jobs += [TrainingJob(plan.index, name, (*plan.train_two_stage, "--stages", *stages),
+                                 tuple(folder / STAGE_BY_NAME[stage].output for stage in stages), after,
+                                 f"train-step-{name[-1]}.log") for name, stages, after in steps]
+            jobs.append(TrainingJob(plan.index, "two-stage", plan.train_two_stage, (plan.two_stage_checkpoint,),
+                                    ("two-stage step 1", "two-stage step 2")))
+        else:
+            jobs.append(TrainingJob(plan.index, "two-stage", plan.train_two_stage, (plan.two_stage_checkpoint,), fcn))
+    return jobs
 
 
 def train_folds(plans: Sequence[FoldPlan], needs_fcn: bool, needs_two_stage: bool, dry_run: bool,
                 workers: int = 1) -> dict[int, str]:
-    """Train every fold of `plans`, `workers` folds side by side (each fold's output then goes to
-    OUT/fold-I/train.log); returns the failed folds' errors by index, after the others finish."""
+    """Train every fold of `plans`; returns the failed folds' errors by index, after the others
+    finish. With `workers` > 1 that many jobs (`training_jobs`, steps 1 and 2 apart) run side by
+    side, the earliest fold's ready job first, each job's output in OUT/fold-I/train*.log; a
+    failed job's fold starts nothing more."""
+    split_steps = workers > 1
+    jobs = [job for plan in plans for job in training_jobs(plan, needs_fcn, needs_two_stage, split_steps)]
+    names = {(job.fold, job.name) for job in jobs}
+    finished = {(job.fold, job.name) for job in jobs if job.done}
+    pending = [job for job in jobs if (job.fold, job.name) not in finished]
     failed: dict[int, str] = {}
-    if workers <= 1:
-        for plan in plans:
-            try:
-                train_fold(plan, needs_fcn, needs_two_stage, dry_run)
-            except RuntimeError as error:
-                failed[plan.index] = str(error)
+
+    def log(job: TrainingJob) -> Path | None:
+        return plans_by_fold[job.fold].two_stage_checkpoint.parents[1] / job.log_name if split_steps else None
+
+    def ready(job: TrainingJob) -> bool:
+        return all((job.fold, name) in finished for name in job.after if (job.fold, name) in names)
+
+    plans_by_fold = {plan.index: plan for plan in plans}
+    if not split_steps or dry_run:
+        for job in pending:
+            if job.fold not in failed:
+                try:
+                    run_step(job.command, f"fold {job.fold}: {job.name}", dry_run, log(job))
+                except RuntimeError as error:
+                    failed[job.fold] = str(error)
         return failed
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    def one(plan: FoldPlan) -> None:
-        train_fold(plan, needs_fcn, needs_two_stage, dry_run, plan.two_stage_checkpoint.parents[1] / "train.log")
-
+    running: dict = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {plan.index: pool.submit(one, plan) for plan in plans}
-        for index, future in futures.items():
-            try:
-                future.result()
-            except RuntimeError as error:
-                failed[index] = str(error)
-    return failed
+        while True:
+            pending = [job for job in pending if job.fold not in failed]
+            for job in [job for job in pending if ready(job)][: workers - len(running)]:
+                pending.remove(job)
+                running[pool.submit(run_step, job.command, f"fold {job.fold}: {job.name}", False, log(job))] = job
+            if not running:
+                return failed
+            for future in wait(running, return_when=FIRST_COMPLETED).done:
+                job = running.pop(future)
+                try:
+                    future.result()
+                    finished.add((job.fold, job.name))
+                except RuntimeError as error:
+                    failed.setdefault(job.fold, str(error))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -294,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop.add_argument("--evaluate-only", action="store_true", help="train nothing: evaluate the checkpoints in --out")
     stop.add_argument("--train-only", action="store_true", help="train each fold's checkpoints, evaluate nothing")
     parser.add_argument("--train-workers", type=int, default=1, metavar="N",
-                        help="train N folds side by side, one process each (default 1)")
+                        help="run N training jobs side by side, one process each: folds, and each fold's "
+                             "Sec. 5.1 steps 1 and 2 (default 1: one command after another)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="each tables step tracks N runs at a time (evaluation.parallel; default 1)")

@@ -211,3 +211,48 @@ def test_two_training_workers_run_two_folds_at_once(tmp_path):
     plans = _stand_in_training(tmp_path, meet=True)
     assert train_folds(plans, needs_fcn=True, needs_two_stage=False, dry_run=False, workers=2) == {}
     assert all(plan.fcn_checkpoint.is_file() for plan in plans)
+
+
+def test_two_workers_train_steps_1_and_2_of_one_fold_at_once_then_the_rest(tmp_path):
+    """Sec. 5.1 step 2 needs nothing of step 1: with two workers they are two processes that
+    run at the same time (each waits for the other's mark), and the plain command then
+    finishes the run once both stages' files exist."""
+    split = make_folds(NAMES, k=2, seed=0)
+    plan = plan_folds(split, [0], dataset="DATA", folds_file="folds.json", out=tmp_path / "cv", config="lite",
+                      trackers=["pixtrack"], lengths=[20], tables=[3], fcn_args=[], iterative_args=[],
+                      python="PY")[0]
+    folder = plan.two_stage_checkpoint.parent
+    code = ("import pathlib, sys, time\n"
+            f"folder = pathlib.Path({str(folder)!r}); folder.mkdir(parents=True, exist_ok=True)\n"
+            "args = sys.argv[1:]\n"
+            "if '--stages' in args:\n"
+            "    stages = args[args.index('--stages') + 1:]\n"
+            "    (folder / ('mark-' + stages[0])).touch()\n"
+            "    deadline = time.monotonic() + 60\n"
+            "    while len(list(folder.glob('mark-*'))) < 2 and time.monotonic() < deadline: time.sleep(0.05)\n"
+            "    sys.exit(4) if len(list(folder.glob('mark-*'))) < 2 else None\n"
+            "    names = {'split': 'split.json', 'local-1': 'local-1.safetensors', 'local-2': 'local-2.safetensors',"
+            " 'global-gt': 'global-gt.safetensors'}\n"
+            "    [(folder / names[stage]).write_text('') for stage in stages]\n"
+            "else:\n"
+            "    sys.exit(5) if not ((folder / 'local-2.safetensors').is_file() and (folder / 'global-gt.safetensors').is_file()) else None\n"
+            f"    pathlib.Path({str(plan.two_stage_checkpoint)!r}).write_text('')\n")
+    plan = dataclasses.replace(plan, train_two_stage=(sys.executable, "-c", code))
+    assert train_folds([plan], needs_fcn=False, needs_two_stage=True, dry_run=False, workers=2) == {}
+    assert plan.two_stage_checkpoint.is_file()
+    step_1 = (tmp_path / "cv" / "fold-0" / "train-step-1.log").read_text()
+    assert (tmp_path / "cv" / "fold-0" / "train-step-2.log").is_file() and "exit status" not in step_1
+    # Done steps are not run again: a second call has nothing to do.
+    assert train_folds([plan], needs_fcn=False, needs_two_stage=True, dry_run=False, workers=2) == {}
+
+
+def test_the_split_steps_are_the_fold_command_with_stages(tmp_path, capsys):
+    split, plans = _plans(tmp_path)
+    assert train_folds(plans[:1], needs_fcn=True, needs_two_stage=True, dry_run=True, workers=2) == {}
+    printed = [line for line in capsys.readouterr().out.splitlines() if "$" in line]
+    two_stage = " ".join(plans[0].train_two_stage)
+    assert [line.split("] $")[0] for line in printed] == [
+        "[fold 0: FCN", "[fold 0: two-stage step 1", "[fold 0: two-stage step 2", "[fold 0: two-stage"]
+    assert printed[1].endswith(two_stage + " --stages split local-1 local-2")
+    assert printed[2].endswith(two_stage + " --stages global-gt")
+    assert printed[3].endswith(two_stage)
