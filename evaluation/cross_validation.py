@@ -254,14 +254,16 @@ class TrainingJob:
         return all(path.is_file() for path in self.outputs)
 
 
-STEP_1 = ("split", "local-1", "local-2")
-STEP_2 = ("global-gt",)
+SPLIT_STEPS = (("split", ("split",)), ("step 1", ("local-1", "local-2")), ("step 2", ("global-gt",)))
+"""The jobs a fold's two-stage run is split into before the rest: `split` first (it also writes
+the run's record and synthetic data, which the two side-by-side processes then only read)."""
 
 
 def training_jobs(plan: FoldPlan, needs_fcn: bool, needs_two_stage: bool, split_steps: bool) -> list[TrainingJob]:
     """What fold `plan` lacks: its FCN, then its two-stage model (which may start from it). With
-    `split_steps`, Sec. 5.1 steps 1 and 2 are two jobs that may run side by side (step 2 needs
-    neither step 1 nor the FCN; `pixtrack train iterative --stages`), then a job for the rest."""
+    `split_steps`, the two-stage run is `split`, then Sec. 5.1 steps 1 and 2 as two jobs that may
+    run side by side (step 2 needs neither step 1 nor the FCN; `pixtrack train iterative
+    --stages`), then a job for the rest."""
     jobs = [TrainingJob(plan.index, "FCN", plan.train_fcn, (plan.fcn_checkpoint,))] if needs_fcn else []
     if needs_two_stage and not plan.two_stage_checkpoint.is_file():
         fcn = ("FCN",) if needs_fcn else ()
@@ -269,12 +271,12 @@ def training_jobs(plan: FoldPlan, needs_fcn: bool, needs_two_stage: bool, split_
             from tracker.training.iterative import STAGE_BY_NAME
 
             folder = plan.two_stage_checkpoint.parent
-            steps = [(f"two-stage step {n}", stages, after) for n, stages, after in ((1, STEP_1, fcn), (2, STEP_2, ()))]
-            jobs += [TrainingJob(plan.index, name, (*plan.train_two_stage, "--stages", *stages),
-                                 tuple(folder / STAGE_BY_NAME[stage].output for stage in stages), after,
-                                 f"train-step-{name[-1]}.log") for name, stages, after in steps]
+            after = {"split": (), "step 1": ("two-stage split", *fcn), "step 2": ("two-stage split",)}
+            jobs += [TrainingJob(plan.index, f"two-stage {name}", (*plan.train_two_stage, "--stages", *stages),
+                                 tuple(folder / STAGE_BY_NAME[stage].output for stage in stages), after[name],
+                                 f"train-{name.replace(' ', '-')}.log") for name, stages in SPLIT_STEPS]
             jobs.append(TrainingJob(plan.index, "two-stage", plan.train_two_stage, (plan.two_stage_checkpoint,),
-                                    ("two-stage step 1", "two-stage step 2")))
+                                    ("two-stage step 1", "two-stage step 2", *fcn)))
         else:
             jobs.append(TrainingJob(plan.index, "two-stage", plan.train_two_stage, (plan.two_stage_checkpoint,), fcn))
     return jobs
@@ -364,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=0, metavar="N",
                         help="also the pixel ROC AUC over N clips of each fold's sequences, and its mean over folds")
     args = parser.parse_args(argv)
+    if args.clips < 0:
+        parser.error(f"--clips must be 0 (no AUC) or more, got {args.clips}")
     from tracker.registry import entry
 
     evaluation = [*(["--cache", str(args.cache)] if args.cache else []),
@@ -426,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr, flush=True)
             failed.append("all")
     if per_fold:
+        (args.out / "cross_validation_auc.csv").unlink(missing_ok=True)  # no stale AUC beside new tables
         auc = write_auc_summary(args.out, auc_per_fold, args.clips)[1] if auc_per_fold else ""
         csv_path, md_path = write_summary(args.out, per_fold, args.lengths, auc)
         print("\n" + md_path.read_text(encoding="utf-8") + f"\nwrote {csv_path} and {md_path}")

@@ -215,8 +215,8 @@ def test_two_training_workers_run_two_folds_at_once(tmp_path):
 
 def test_two_workers_train_steps_1_and_2_of_one_fold_at_once_then_the_rest(tmp_path):
     """Sec. 5.1 step 2 needs nothing of step 1: with two workers they are two processes that
-    run at the same time (each waits for the other's mark), and the plain command then
-    finishes the run once both stages' files exist."""
+    run at the same time (each waits for the other's mark), after the split (which writes the
+    run's shared files), and the plain command then finishes the run once both steps' files exist."""
     split = make_folds(NAMES, k=2, seed=0)
     plan = plan_folds(split, [0], dataset="DATA", folds_file="folds.json", out=tmp_path / "cv", config="lite",
                       trackers=["pixtrack"], lengths=[20], tables=[3], fcn_args=[], iterative_args=[],
@@ -227,10 +227,11 @@ def test_two_workers_train_steps_1_and_2_of_one_fold_at_once_then_the_rest(tmp_p
             "args = sys.argv[1:]\n"
             "if '--stages' in args:\n"
             "    stages = args[args.index('--stages') + 1:]\n"
-            "    (folder / ('mark-' + stages[0])).touch()\n"
+            "    sys.exit(6) if stages != ['split'] and not (folder / 'split.json').is_file() else None\n"
+            "    (folder / ('mark-' + stages[0])).touch() if stages != ['split'] else None\n"
             "    deadline = time.monotonic() + 60\n"
-            "    while len(list(folder.glob('mark-*'))) < 2 and time.monotonic() < deadline: time.sleep(0.05)\n"
-            "    sys.exit(4) if len(list(folder.glob('mark-*'))) < 2 else None\n"
+            "    while stages != ['split'] and len(list(folder.glob('mark-*'))) < 2 and time.monotonic() < deadline: time.sleep(0.05)\n"
+            "    sys.exit(4) if stages != ['split'] and len(list(folder.glob('mark-*'))) < 2 else None\n"
             "    names = {'split': 'split.json', 'local-1': 'local-1.safetensors', 'local-2': 'local-2.safetensors',"
             " 'global-gt': 'global-gt.safetensors'}\n"
             "    [(folder / names[stage]).write_text('') for stage in stages]\n"
@@ -252,7 +253,9 @@ def test_the_split_steps_are_the_fold_command_with_stages(tmp_path, capsys):
     printed = [line for line in capsys.readouterr().out.splitlines() if "$" in line]
     two_stage = " ".join(plans[0].train_two_stage)
     assert [line.split("] $")[0] for line in printed] == [
-        "[fold 0: FCN", "[fold 0: two-stage step 1", "[fold 0: two-stage step 2", "[fold 0: two-stage"]
-    assert printed[1].endswith(two_stage + " --stages split local-1 local-2")
-    assert printed[2].endswith(two_stage + " --stages global-gt")
-    assert printed[3].endswith(two_stage)
+        "[fold 0: FCN", "[fold 0: two-stage split", "[fold 0: two-stage step 1", "[fold 0: two-stage step 2",
+        "[fold 0: two-stage"]
+    assert printed[1].endswith(two_stage + " --stages split")
+    assert printed[2].endswith(two_stage + " --stages local-1 local-2")
+    assert printed[3].endswith(two_stage + " --stages global-gt")
+    assert printed[4].endswith(two_stage)

@@ -53,7 +53,8 @@ def prepare(argv: list[str]) -> list[str]:
 
     if not argv or argv[0] not in RECIPE_COMMANDS or recipe_path(argv[1:]) is None:
         return argv
-    known = [option for action in _options(argv[0]) for option in action.option_strings]
+    known = [option for action in _options(argv[0]) for option in action.option_strings
+             if option != "--stages"]  # a recipe says what a run is, not which part of it this process does
     return [argv[0], *expand(argv[1:], argv[0], known)]
 
 
@@ -284,7 +285,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"training on {len(sequences)} sequences ({runtime.device}, world size {runtime.world_size}) "
                   f"into {out}", file=sys.stderr)
         if args.train_command == "iterative":
-            if getattr(args, "global_from", None) and not job.output("global-gt").is_file():
+            adopts = not args.stages or "global-gt" in args.stages  # one process of a shared run adopts it
+            if getattr(args, "global_from", None) and adopts and not job.output("global-gt").is_file():
                 job.adopt_global(args.global_from, "global-gt")
             if args.stages:
                 job.run_only(args.stages)

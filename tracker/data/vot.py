@@ -38,6 +38,7 @@ from tracker.data.errors import DatasetError
 from tracker.data.images import JPEG_QUALITY, frame_masks, image_size, write_jpeg
 from tracker.data.regions import mask_to_region, read_groundtruth, write_regions
 from tracker.data.sequence import FileSequence, Sequence
+from tracker.files import write_text_atomic
 
 ANCHOR_INTERVAL = 50
 DEFAULT_PATTERN = "color/%08d.jpg"
@@ -352,9 +353,7 @@ def write_vot_list(root: str | Path, names: Iterable[str]) -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     names = [check_sequence_name(name) for name in names]
-    path = root / "list.txt"
-    path.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
-    return path
+    return write_text_atomic(root / "list.txt", "".join(f"{name}\n" for name in names))
 
 
 def write_vot_dataset(

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from tracker.files import write_text_atomic
 from tracker.training.curriculum import DilationSchedule
 from tracker.training.hardware import Runtime
 from tracker.training.loop import LoopConfig
@@ -165,8 +166,7 @@ class IterativeRun:
                 raise ValueError(f"{self.out} holds a run with other settings ({', '.join(changed)}); "
                                  "resume with the same arguments or use another --out")
         elif self.runtime.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(manifest, indent=1) + "\n")
+            write_text_atomic(path, json.dumps(manifest, indent=1) + "\n")
         self.runtime.barrier()
 
     @staticmethod
@@ -253,6 +253,11 @@ class IterativeRun:
 
     def run(self) -> Path:
         """Run every unfinished stage in order; returns the two-stage checkpoint's path."""
+        self._check_enough_sequences()
+        self.run_stages(STAGES, "run")
+        return self.output("checkpoint")
+
+    def _check_enough_sequences(self) -> None:
         insert = self.settings.clip.insert_noise
         minimum = 4 if insert else 2
         if len(self.sequences) < minimum:
@@ -260,15 +265,14 @@ class IterativeRun:
                 f"iterative optimisation needs at least {minimum} training sequences (two halves"
                 f"{', each with two for noisy-frame insertion' if insert else ''}), got {len(self.sequences)}"
             )
-        self.run_stages(STAGES, "run")
-        return self.output("checkpoint")
 
     def run_only(self, stages: SequenceOf[str]) -> None:
         """Run the unfinished ones of `stages` (in Sec. 5.1's order) and no other, so that two
-        processes can share one run: step 2 (`global-gt`) needs nothing of step 1, so one process
-        trains it while another trains `split`, `local-1` and `local-2` (on a 2-core CPU, one
-        thread each). Refused, before any work, if a stage needs one that is neither done nor
-        among `stages`."""
+        processes can share one run: step 2 (`global-gt`) needs nothing of step 1, so after
+        `split` (which writes the run's record and data for both), one process trains it while
+        another trains `local-1` and `local-2` (on a 2-core CPU, one thread each). Refused,
+        before any work, if a stage needs one that is neither done nor among `stages`."""
+        self._check_enough_sequences()
         unknown = [name for name in stages if name not in STAGES]
         if unknown:
             raise ValueError(f"no stage {', '.join(map(repr, unknown))} in the iterative run; "
@@ -296,8 +300,10 @@ class IterativeRun:
                 raise RuntimeError(f"stage {stage} finished without writing {self.output(stage)}")
         if self.runtime.is_main:
             for folder in (self.out / "cache", self.out / "resume"):
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+                try:
+                    folder.rmdir()  # only if empty
+                except OSError:  # not empty (another process of the run may be using it), or gone
+                    pass
 
     def stage_split(self) -> None:
         names = sorted(self.names)

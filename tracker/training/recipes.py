@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tracker.files import write_text_atomic
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (pyproject.toml)
@@ -131,6 +133,4 @@ def write_run_recipe(out: str | Path, command: str, options: Mapping[str, Any]) 
     tables[command] = dict(options)
     comment = (f"The options each `pixtrack train` command run into this folder ran with (its recipe and\n"
                f"flags, resolved). Rerun one: pixtrack train {command} --recipe {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(recipe_text(tables, comment), encoding="utf-8")
-    return path
+    return write_text_atomic(path, recipe_text(tables, comment))
