@@ -144,3 +144,45 @@ def global_loss(
     step = torch.linalg.vector_norm(theta[:, k:] - theta[:, k - 1 : -1], dim=-1)
     data, regulariser = pixel.mean(), lam * step.mean()
     return LossParts(data + regulariser, data.detach(), regulariser.detach())
+
+
+def box_theta_targets(target: Tensor, aspect: Tensor) -> tuple[Tensor, Tensor]:
+    """The theta of each target map's square box (the box Eq. 4 leads to, see above) and
+    whether the map shows the object: target `[B, T, 1, S, S]` (or `[B, T, S, S]`) in [0, 1],
+    aspect `[B]` = W / H -> theta `[B, T, 3]`, visible `[B, T]` bool. On a map that stands for
+    the W x H frame, a box's half-width in x is s and its half-height in y s * gamma
+    (tracker.anchor), so the square box has s = max(half-width, half-height / gamma)."""
+    maps = target.reshape(*target.shape[:2], *target.shape[-2:]) > 0.5
+    size = maps.shape[-1]
+    cells = torch.arange(size, device=maps.device)
+    rows, cols = maps.any(dim=-1), maps.any(dim=-2)  # [B, T, S]
+    top, bottom = torch.where(rows, cells, size).amin(-1), torch.where(rows, cells, -1).amax(-1) + 1
+    left, right = torch.where(cols, cells, size).amin(-1), torch.where(cols, cells, -1).amax(-1) + 1
+    visible = rows.any(dim=-1)
+    normalised = lambda pixel: pixel.float() * (2.0 / size) - 1.0  # noqa: E731 (align_corners=False edges)
+    x0, x1, y0, y1 = normalised(left), normalised(right), normalised(top), normalised(bottom)
+    gamma = aspect.float().reshape(-1, 1).expand_as(x0)
+    s = torch.maximum((x1 - x0) / 2, (y1 - y0) / (2 * gamma))
+    theta = torch.stack(((x0 + x1) / 2, (y0 + y1) / 2, s), dim=-1)
+    return torch.where(visible[..., None], theta, torch.zeros_like(theta)), visible
+
+
+def box_regression_loss(theta: Tensor, target: Tensor, aspect: Tensor, *, first_frame: int = GLOBAL_FIRST_FRAME,
+                        lam: float = GLOBAL_LAMBDA) -> LossParts:
+    """The global model's warm-up loss (not the paper's; `GlobalLossConfig.box_warmup`): the
+    smooth-L1 distance of theta_t to the theta of frame t's square box, over the frames Eq. 4
+    counts that show the object, plus Eq. 4's smoothness term. Its gradient reaches theta
+    wherever the box is; Eq. 4's pixel term reaches it only through the rendered box's edges,
+    which leaves a CPU-budget run on the plateau of one input-independent box (docs/training.md)."""
+    frames = theta.shape[1]
+    if not 2 <= first_frame <= frames:
+        raise ValueError(f"first_frame must be in [2, T={frames}], got {first_frame}")
+    k = first_frame - 1
+    wanted, visible = box_theta_targets(target[:, k:], aspect)
+    theta = theta.float()
+    error = F.smooth_l1_loss(theta[:, k:], wanted, reduction="none", beta=0.1).sum(dim=-1)
+    weight = visible.float()
+    data = (error * weight).sum() / weight.sum().clamp_min(1.0)
+    step = torch.linalg.vector_norm(theta[:, k:] - theta[:, k - 1 : -1], dim=-1)
+    regulariser = lam * step.mean()
+    return LossParts(data + regulariser, data.detach(), regulariser.detach())
