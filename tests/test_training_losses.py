@@ -12,14 +12,7 @@ from tracker import roi
 from tracker.anchor import render_anchor
 from tracker.training.curriculum import DilationSchedule, dilate
 from tracker.training.global_trainer import GlobalLossConfig, clip_loss
-from tracker.training.losses import (
-    box_regression_loss,
-    box_theta_targets,
-    global_loss,
-    local_loss,
-    total_variation,
-    weighted_l2,
-)
+from tracker.training.losses import global_loss, local_loss, total_variation, weighted_l2
 
 LN2, LN43 = math.log(2.0), math.log(4.0 / 3.0)
 
@@ -124,56 +117,6 @@ def test_eq4_trains_theta_to_the_objects_square_box():
         side = roi.theta_to_box(fitted, (height, width))[2]
         assert covered > 0.98, (name, covered)
         assert 0.98 < side / box[2] < 1.15, (name, side / box[2])
-
-
-def test_box_targets_are_the_frames_square_box_as_the_tracker_places_it():
-    # The warm-up's target theta, read from the 224x224 map, is the theta of the square box
-    # around the mask in the frame (roi.box_from_mask / box_to_theta, the tracker's own
-    # geometry), within the map's resampling (a map pixel is W / 224 frame pixels wide).
-    height, width = 240, 424
-    masks = torch.zeros(3, height, width)
-    masks[0, 110:130, 150:270] = 1  # wide bar: the square's side is its width
-    masks[1, 40:150, 300:318] = 1   # tall bar: its height
-    # masks[2] is empty: a frame without the object
-    target = roi.resize_map(masks[:, None])[None]  # [1, 3, 1, 224, 224]
-    theta, visible = box_theta_targets(target, torch.tensor([width / height]))
-    assert visible.tolist() == [[True, True, False]]
-    for frame in (0, 1):
-        expected = roi.box_to_theta(roi.box_from_mask(masks[frame]), (height, width))
-        assert torch.allclose(theta[0, frame], expected, atol=2 / 224), (frame, theta[0, frame], expected)
-
-
-def test_box_regression_is_zero_at_the_box_and_pulls_theta_there():
-    height, width = 240, 424
-    mask = torch.zeros(height, width)
-    mask[60:140, 100:220] = 1
-    target = roi.resize_map(mask[None, None])[None].repeat(1, 3, 1, 1, 1)  # [1, 3, 1, 224, 224]
-    aspect = torch.tensor([width / height])
-    wanted, _ = box_theta_targets(target, aspect)
-    assert box_regression_loss(wanted, target, aspect, first_frame=2).total.item() == pytest.approx(0.0, abs=1e-7)
-    theta = (wanted + torch.tensor([0.4, -0.3, 0.2])).requires_grad_()  # far off: no overlap with the object
-    optimiser = torch.optim.Adam([theta], lr=0.01)
-    for _ in range(300):
-        optimiser.zero_grad()
-        box_regression_loss(theta, target, aspect, first_frame=2, lam=0.0).total.backward()
-        optimiser.step()
-    assert torch.allclose(theta.detach()[0, 1:], wanted[0, 1:], atol=0.01)
-    # Frames without the object are not counted: a wrong theta there costs nothing.
-    blank = target.clone()
-    blank[0, 2] = 0
-    moved = wanted.clone()
-    moved[0, 2] += 0.5
-    assert box_regression_loss(moved, blank, aspect, first_frame=2, lam=0.0).total.item() == pytest.approx(0.0, abs=1e-7)
-
-
-def test_a_box_warmup_is_refused_beyond_the_steps_iterations():
-    from tracker.training.iterative import IterativeSettings
-    from tracker.training.loop import LoopConfig
-
-    assert "global_box_warmup" not in IterativeSettings().to_dict()  # runs recorded before it still resume
-    assert IterativeSettings(global_box_warmup=200).to_dict()["global_box_warmup"] == 200
-    with pytest.raises(ValueError, match="global box warm-up = 700"):
-        IterativeSettings(global_box_warmup=700, global_loop=LoopConfig(iterations=600))
 
 
 def test_dilation_schedule_shrinks_to_final():

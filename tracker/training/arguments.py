@@ -170,9 +170,6 @@ def global_arguments(parser: argparse.ArgumentParser) -> None:
                        help="iterations between shrinks (%(default)s)")
     group.add_argument("--track-clips-per-sequence", type=int, default=_iterative("track_clips_per_sequence"),
                        help="tracked clips a sequence, steps 3/5 (%(default)s)")
-    group.add_argument("--global-box-warmup", type=int, default=_iterative("global_box_warmup"), metavar="N",
-                       help="step 2's first N iterations on box regression, then Eq. 4 (%(default)s: Eq. 4 "
-                            "throughout, as the paper); starts the model reading its input on a CPU budget")
 
 
 def iterative_settings(args: argparse.Namespace) -> IterativeSettings:
@@ -200,6 +197,5 @@ def iterative_settings(args: argparse.Namespace) -> IterativeSettings:
             global_frames=args.global_frames, global_clips_per_sequence=args.global_clips_per_sequence,
             global_batch=args.global_batch, object_weight=args.object_weight, global_lambda=args.global_lambda,
             first_frame=args.first_frame, warmup=args.warmup, track_clips_per_sequence=args.track_clips_per_sequence,
-            global_box_warmup=args.global_box_warmup,
         )
     return replace_given(defaults, **values)

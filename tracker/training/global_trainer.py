@@ -30,7 +30,6 @@ from tracker.training.losses import (
     GLOBAL_LAMBDA,
     GLOBAL_OBJECT_WEIGHT,
     LossParts,
-    box_regression_loss,
     global_loss,
 )
 
@@ -40,16 +39,13 @@ TRACKER_WARMUP = 5
 
 @dataclass(frozen=True)
 class GlobalLossConfig:
-    """Eq. 4's constants, the burn-in, the warm-up, the dilation curriculum, and `box_warmup`:
-    iterations of box regression (`losses.box_regression_loss`, not the paper's) before Eq. 4,
-    which start the model reading its input (0: Eq. 4 from the first iteration, as the paper)."""
+    """Eq. 4's constants, the burn-in, the warm-up and the dilation curriculum."""
 
     object_weight: float = GLOBAL_OBJECT_WEIGHT
     lam: float = GLOBAL_LAMBDA
     first_frame: int = GLOBAL_FIRST_FRAME
     warmup: int = TRACKER_WARMUP
     dilation: DilationSchedule = field(default_factory=DilationSchedule)
-    box_warmup: int = 0
 
 
 class GlobalUnroll(nn.Module):
@@ -112,8 +108,6 @@ def train_global(
         inputs = dilate(inputs, loss.dilation.kernel(iteration))
         with runtime.autocast():
             theta = unroll(inputs, aspect)
-        if iteration < loss.box_warmup:
-            return box_regression_loss(theta, targets, aspect, first_frame=loss.first_frame, lam=loss.lam)
         return clip_loss(theta, targets, aspect, loss)
 
     def batches(epoch: int):

@@ -98,20 +98,11 @@ class IterativeSettings:
     dilation: DilationSchedule = field(default_factory=DilationSchedule)
     track_clips_per_sequence: int = 4
     """Tracked clips a sequence in steps 3 and 5."""
-    global_box_warmup: int = 0
-    """Step 2's first iterations (of `global_loop`) on box regression instead of Eq. 4
-    (`GlobalLossConfig.box_warmup`; not the paper's, a CPU-budget shortcut as `local_init` is)."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.global_box_warmup <= self.global_loop.iterations:
-            raise ValueError(f"global box warm-up = {self.global_box_warmup} iterations: must be 0 .. the step's "
-                             f"{self.global_loop.iterations} global iterations")
 
     def to_dict(self) -> dict:
         values = json.loads(json.dumps(dataclasses.asdict(self)))
-        for key, absent in (("local_init", None), ("global_box_warmup", 0)):
-            if values[key] == absent:  # runs recorded before the option existed still resume
-                del values[key]
+        if values["local_init"] is None:  # runs recorded before the option existed still resume
+            del values["local_init"]
         return values
 
 
@@ -406,22 +397,21 @@ class IterativeRun:
     def stage_local_2(self) -> None:
         self._local_stage(2)
 
-    def _global_loss(self, dilation: DilationSchedule, box_warmup: int = 0):
+    def _global_loss(self, dilation: DilationSchedule):
         from tracker.training.global_trainer import GlobalLossConfig
 
         s = self.settings
         return GlobalLossConfig(object_weight=s.object_weight, lam=s.global_lambda, first_frame=s.first_frame,
-                                warmup=s.warmup, dilation=dilation, box_warmup=box_warmup)
+                                warmup=s.warmup, dilation=dilation)
 
-    def _train_global(self, stage: str, model: nn.Module, dataset, loop: LoopConfig, dilation: DilationSchedule,
-                      box_warmup: int = 0) -> None:
+    def _train_global(self, stage: str, model: nn.Module, dataset, loop: LoopConfig, dilation: DilationSchedule) -> None:
         from tracker.training.global_trainer import train_global
 
         resume = self.out / "resume" / f"{stage}.pt"
         resume.parent.mkdir(parents=True, exist_ok=True)
         log = self._log(stage)
         train_global(model, dataset, loop, self.runtime, batch_size=self.settings.global_batch,
-                     seed=self.settings.seed, loss=self._global_loss(dilation, box_warmup), log=log, resume_path=resume,
+                     seed=self.settings.seed, loss=self._global_loss(dilation), log=log, resume_path=resume,
                      description=stage, progress=self.progress)
         log.close()
         if self.runtime.is_main:
@@ -450,8 +440,7 @@ class IterativeRun:
         torch.manual_seed(self.settings.seed + 3)
         dataset = GlobalClipDataset(self.maps(), self.settings.global_frames, seed=self.settings.seed,
                                     clips_per_sequence=self.settings.global_clips_per_sequence)
-        self._train_global("global-gt", self.global_model(), dataset, self.settings.global_loop, self.settings.dilation,
-                           self.settings.global_box_warmup)
+        self._train_global("global-gt", self.global_model(), dataset, self.settings.global_loop, self.settings.dilation)
 
     def _cross_track(self, global_stage: str, frames: int, seed: int, description: str):
         """Algorithm 1 with local model 1 on half 2 and local model 2 on half 1."""
@@ -548,8 +537,7 @@ class IterativeRun:
         torch.manual_seed(self.settings.seed)
         dataset = GlobalClipDataset(self.maps(), self.settings.global_frames, seed=self.settings.seed,
                                     clips_per_sequence=self.settings.global_clips_per_sequence)
-        self._train_global("global", self.global_model(), dataset, self.settings.global_loop, self.settings.dilation,
-                           self.settings.global_box_warmup)
+        self._train_global("global", self.global_model(), dataset, self.settings.global_loop, self.settings.dilation)
 
 
 ITERATIVE_STAGES: tuple[Stage, ...] = (
