@@ -167,13 +167,14 @@ def test_the_lite_recipe_runs_per_fold_with_the_flags_the_cross_validation_gives
         args = build_parser().parse_args(prepare(list(command[3:])))
         assert args.data == ["data/davis2016-train"] and args.fold == 1 and args.folds == "folds.json"
         assert Path(args.out).parent == tmp_path / "cv" / "fold-1"
-    assert args.local_init == str(plan.fcn_checkpoint) and args.global_iterations == 1200
+    assert args.local_init == str(plan.fcn_checkpoint) and args.global_iterations == 600
 
 
 def _stand_in_training(tmp_path: Path, fail_fold: int | None = None, meet: bool = False):
     """Plans whose training commands are small Python programs that write their checkpoint file
-    (or fail, for `fail_fold`). With `meet`, each FCN program first leaves a mark and waits
-    (up to 60 s) for the other fold's: they finish only if they run at the same time."""
+    (or fail, for `fail_fold`'s FCN; a two-stage program run for some `--stages` writes
+    nothing). With `meet`, each FCN program first leaves a mark and waits (up to 60 s) for the
+    other fold's: they finish only if they run at the same time."""
     split = make_folds(NAMES, k=2, seed=0)
     plans = plan_folds(split, [0, 1], dataset="DATA", folds_file="folds.json", out=tmp_path / "cv", config="lite",
                        trackers=["pixtrack", "pixtrack-fcn"], lengths=[20], tables=[3], fcn_args=[],
@@ -181,9 +182,10 @@ def _stand_in_training(tmp_path: Path, fail_fold: int | None = None, meet: bool 
     marks = tmp_path / "marks"
     marks.mkdir()
 
-    def program(path: Path, index: int, wait: bool) -> tuple[str, ...]:
+    def program(path: Path, index: int, wait: bool, fail: bool) -> tuple[str, ...]:
         code = ("import pathlib, sys, time\n"
-                f"sys.exit(3) if {index == fail_fold} else None\n"
+                f"sys.exit(3) if {fail} else None\n"
+                "sys.exit(0) if '--stages' in sys.argv else None\n"
                 f"marks = pathlib.Path({str(marks)!r}); (marks / '{index}').touch()\n"
                 f"deadline = time.monotonic() + 60\n"
                 f"while {wait} and len(list(marks.iterdir())) < 2 and time.monotonic() < deadline: time.sleep(0.05)\n"
@@ -191,8 +193,8 @@ def _stand_in_training(tmp_path: Path, fail_fold: int | None = None, meet: bool 
                 f"p = pathlib.Path({str(path)!r}); p.parent.mkdir(parents=True, exist_ok=True); p.write_text('')")
         return (sys.executable, "-c", code)
 
-    return [dataclasses.replace(plan, train_fcn=program(plan.fcn_checkpoint, plan.index, meet),
-                                train_two_stage=program(plan.two_stage_checkpoint, plan.index, False))
+    return [dataclasses.replace(plan, train_fcn=program(plan.fcn_checkpoint, plan.index, meet, plan.index == fail_fold),
+                                train_two_stage=program(plan.two_stage_checkpoint, plan.index, False, False))
             for plan in plans]
 
 
