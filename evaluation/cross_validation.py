@@ -294,6 +294,7 @@ def train_folds(plans: Sequence[FoldPlan], needs_fcn: bool, needs_two_stage: boo
     finished = {(job.fold, job.name) for job in jobs if job.done}
     pending = [job for job in jobs if (job.fold, job.name) not in finished]
     failed: dict[int, str] = {}
+    plans_by_fold = {plan.index: plan for plan in plans}
 
     def log(job: TrainingJob) -> Path | None:
         return plans_by_fold[job.fold].two_stage_checkpoint.parents[1] / job.log_name if split_steps else None
@@ -301,7 +302,6 @@ def train_folds(plans: Sequence[FoldPlan], needs_fcn: bool, needs_two_stage: boo
     def ready(job: TrainingJob) -> bool:
         return all((job.fold, name) in finished for name in job.after if (job.fold, name) in names)
 
-    plans_by_fold = {plan.index: plan for plan in plans}
     if not split_steps or dry_run:
         for job in pending:
             if job.fold not in failed:
