@@ -215,14 +215,10 @@ def test_two_training_workers_run_two_folds_at_once(tmp_path):
     assert all(plan.fcn_checkpoint.is_file() for plan in plans)
 
 
-def test_two_workers_train_steps_1_and_2_of_one_fold_at_once_then_the_rest(tmp_path):
-    """Sec. 5.1 step 2 needs nothing of step 1: with two workers they are two processes that
-    run at the same time (each waits for the other's mark), after the split (which writes the
-    run's shared files), and the plain command then finishes the run once both steps' files exist."""
-    split = make_folds(NAMES, k=2, seed=0)
-    plan = plan_folds(split, [0], dataset="DATA", folds_file="folds.json", out=tmp_path / "cv", config="lite",
-                      trackers=["pixtrack"], lengths=[20], tables=[3], fcn_args=[], iterative_args=[],
-                      python="PY")[0]
+def _stand_in_steps(plan):
+    """`plan` whose two-stage command is a small program: `--stages split` writes split.json;
+    steps 1 and 2 each leave a mark and wait (up to 60 s) for the other's, so they finish only
+    if they run at the same time; the plain command needs both steps' files."""
     folder = plan.two_stage_checkpoint.parent
     code = ("import pathlib, sys, time\n"
             f"folder = pathlib.Path({str(folder)!r}); folder.mkdir(parents=True, exist_ok=True)\n"
@@ -240,13 +236,24 @@ def test_two_workers_train_steps_1_and_2_of_one_fold_at_once_then_the_rest(tmp_p
             "else:\n"
             "    sys.exit(5) if not ((folder / 'local-2.safetensors').is_file() and (folder / 'global-gt.safetensors').is_file()) else None\n"
             f"    pathlib.Path({str(plan.two_stage_checkpoint)!r}).write_text('')\n")
-    plan = dataclasses.replace(plan, train_two_stage=(sys.executable, "-c", code))
-    assert train_folds([plan], needs_fcn=False, needs_two_stage=True, dry_run=False, workers=2) == {}
-    assert plan.two_stage_checkpoint.is_file()
+    return dataclasses.replace(plan, train_two_stage=(sys.executable, "-c", code))
+
+
+def test_two_workers_train_steps_1_and_2_of_one_fold_at_once_then_the_rest(tmp_path):
+    """Sec. 5.1 step 2 needs nothing of step 1: with two workers they are two processes that
+    run at the same time, after the split (which writes the run's shared files), and the plain
+    command then finishes the run once both steps' files exist. With two folds, fold 0's two
+    steps pair up before fold 1's (the splits all go first)."""
+    split = make_folds(NAMES, k=2, seed=0)
+    plans = [_stand_in_steps(plan) for plan in plan_folds(
+        split, [0, 1], dataset="DATA", folds_file="folds.json", out=tmp_path / "cv", config="lite",
+        trackers=["pixtrack"], lengths=[20], tables=[3], fcn_args=[], iterative_args=[], python="PY")]
+    assert train_folds(plans, needs_fcn=False, needs_two_stage=True, dry_run=False, workers=2) == {}
+    assert all(plan.two_stage_checkpoint.is_file() for plan in plans)
     step_1 = (tmp_path / "cv" / "fold-0" / "train-step-1.log").read_text()
     assert (tmp_path / "cv" / "fold-0" / "train-step-2.log").is_file() and "exit status" not in step_1
     # Done steps are not run again: a second call has nothing to do.
-    assert train_folds([plan], needs_fcn=False, needs_two_stage=True, dry_run=False, workers=2) == {}
+    assert train_folds(plans, needs_fcn=False, needs_two_stage=True, dry_run=False, workers=2) == {}
 
 
 def test_the_split_steps_are_the_fold_command_with_stages(tmp_path, capsys):
