@@ -153,9 +153,9 @@ def read_auc_rows(folder: Path) -> dict[str, float]:
         return {row["tracker"]: float(row["auc"]) for row in csv.DictReader(handle)}
 
 
-def write_auc_summary(out: Path, per_fold: dict[str, dict[str, float]], clips: int) -> tuple[Path, str]:
-    """OUT/cross_validation_auc.csv (fold, tracker, auc; fold `mean` = the mean of the folds
-    that scored the tracker) and its Markdown table (trackers x folds), returned."""
+def write_auc_summary(out: Path, per_fold: dict[str, dict[str, float]], clips: int) -> str:
+    """Write OUT/cross_validation_auc.csv (fold, tracker, auc; fold `mean` = the mean of the
+    folds that scored the tracker); returns its Markdown table (trackers x folds)."""
     trackers = list(dict.fromkeys(name for scores in per_fold.values() for name in scores))
     means = {name: sum(s[name] for s in per_fold.values() if name in s) / sum(name in s for s in per_fold.values())
              for name in trackers}
@@ -172,7 +172,7 @@ def write_auc_summary(out: Path, per_fold: dict[str, dict[str, float]], clips: i
     for name in trackers:
         cells = [f"{per_fold[fold][name]:.4f}" if name in per_fold[fold] else "" for fold in per_fold]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {means[name]:.4f} |")
-    return path, "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def write_summary(out: Path, per_fold: dict[str, list[dict[str, str]]], lengths: Sequence[int],
@@ -291,7 +291,6 @@ def train_folds(plans: Sequence[FoldPlan], needs_fcn: bool, needs_two_stage: boo
     OUT/fold-I/train*.log; a failed job's fold starts nothing more."""
     split_steps = workers > 1
     jobs = [job for plan in plans for job in training_jobs(plan, needs_fcn, needs_two_stage, split_steps)]
-    names = {(job.fold, job.name) for job in jobs}
     finished = {(job.fold, job.name) for job in jobs if job.done}
     pending = [job for job in jobs if (job.fold, job.name) not in finished]
     failed: dict[int, str] = {}
@@ -301,23 +300,23 @@ def train_folds(plans: Sequence[FoldPlan], needs_fcn: bool, needs_two_stage: boo
         return plans_by_fold[job.fold].two_stage_checkpoint.parents[1] / job.log_name if split_steps else None
 
     def ready(job: TrainingJob) -> bool:
-        return all((job.fold, name) in finished for name in job.after if (job.fold, name) in names)
+        return all((job.fold, name) in finished for name in job.after)
+
+    def run_now(job: TrainingJob) -> None:
+        try:
+            run_step(job.command, f"fold {job.fold}: {job.name}", dry_run, log(job))
+            finished.add((job.fold, job.name))
+        except RuntimeError as error:
+            failed.setdefault(job.fold, str(error))
 
     if not split_steps or dry_run:
         for job in pending:
             if job.fold not in failed:
-                try:
-                    run_step(job.command, f"fold {job.fold}: {job.name}", dry_run, log(job))
-                except RuntimeError as error:
-                    failed[job.fold] = str(error)
+                run_now(job)
         return failed
     for job in [job for job in pending if job.name == "two-stage split"]:
         pending.remove(job)
-        try:
-            run_step(job.command, f"fold {job.fold}: {job.name}", False, log(job))
-            finished.add((job.fold, job.name))
-        except RuntimeError as error:
-            failed[job.fold] = str(error)
+        run_now(job)
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     running: dict = {}
@@ -439,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed.append("all")
     if per_fold:
         (args.out / "cross_validation_auc.csv").unlink(missing_ok=True)  # no stale AUC beside new tables
-        auc = write_auc_summary(args.out, auc_per_fold, args.clips)[1] if auc_per_fold else ""
+        auc = write_auc_summary(args.out, auc_per_fold, args.clips) if auc_per_fold else ""
         csv_path, md_path = write_summary(args.out, per_fold, args.lengths, auc)
         print("\n" + md_path.read_text(encoding="utf-8") + f"\nwrote {csv_path} and {md_path}")
     if failed:

@@ -350,10 +350,8 @@ def write_vot_sequence(
 
 def write_vot_list(root: str | Path, names: Iterable[str]) -> Path:
     """Write `<root>/list.txt`, one sequence name a line; returns its path."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     names = [check_sequence_name(name) for name in names]
-    return write_text_atomic(root / "list.txt", "".join(f"{name}\n" for name in names))
+    return write_text_atomic(Path(root) / "list.txt", "".join(f"{name}\n" for name in names))
 
 
 def write_vot_dataset(
