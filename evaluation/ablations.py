@@ -211,7 +211,10 @@ def compare(
 
     if not sequences:
         raise ValueError("the test set is empty: no held-out sequences to evaluate on")
+    from evaluation.seen import warn_training_set
+
     labels = [spec.name for spec in specs]
+    seen_notes = warn_training_set(specs, sequences)
     clips = sample_clips(sequences, settings.clips, settings.clip_length, seed=settings.seed)
     if settings.spread.spreads:
         from evaluation.parallel import fill_cache
@@ -232,7 +235,7 @@ def compare(
                                   dataset_key, settings.device, progress=settings.progress)
         table = build_table(TABLE_NUMBER[settings.protocol], scores, settings.thresholds, settings.lengths, labels)
         table.title = f"{title}: {table.title}"
-        outputs.append(emit_table(table, scores, out, f"{len(sequences)} held-out sequences"))
+        outputs.append(emit_table(table, scores, out, "; ".join([f"{len(sequences)} held-out sequences", *seen_notes])))
         plot_sequence_ious(scores, table.number, max(settings.lengths), settings.thresholds[0], out)
     results = evaluate_clips(specs, sequences, clips, settings.protocol, settings.thresholds, cache, dataset_key,
                              device=settings.device, progress=settings.progress)

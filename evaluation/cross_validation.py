@@ -25,7 +25,8 @@ steps 1 and 2 are two jobs too, so two workers keep a 2-core CPU busy even on on
 `--train-only` stops there.
 
 Then OUT/two-stage.json and OUT/fcn.json (k-fold checkpoint maps, as `--checkpoint
-NAME=MAP` takes them), the tables over every evaluated fold's sequences (OUT/tables/all/)
+NAME=MAP` takes them), the tables over every evaluated fold's sequences (OUT/tables/all/;
+the folds of this run and those an earlier run evaluated into OUT, so folds may come piece by piece)
 and OUT/cross_validation.csv / .md: one row per fold, tracker and threshold, and the
 all-folds row. Issue 4's bar reads from it: each fold's two-stage row against its static row.
 With `--clips N` each fold's tables step also scores the pixel ROC AUC over N clips of its
@@ -142,6 +143,19 @@ def read_table_rows(folder: Path, tables: Sequence[int]) -> list[dict[str, str]]
         with path.open(newline="", encoding="utf-8") as handle:
             rows += [row for row in csv.DictReader(handle) if row.get("source", "ours") == "ours"]
     return rows
+
+
+def evaluated_earlier(plan: FoldPlan, tables: Sequence[int], trackers: Sequence[str], needs_fcn: bool,
+                      needs_two_stage: bool) -> bool:
+    """Whether an earlier run left fold `plan`'s tables, with a row of every tracker asked for,
+    and the checkpoints they were made with are still there."""
+    if (needs_fcn and not plan.fcn_checkpoint.is_file()) or (needs_two_stage and not plan.two_stage_checkpoint.is_file()):
+        return False
+    try:
+        rows = read_table_rows(plan.tables, tables)
+    except FileNotFoundError:
+        return False
+    return set(trackers) <= {row.get("tracker") for row in rows}
 
 
 def read_auc_rows(folder: Path) -> dict[str, float]:
@@ -384,10 +398,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for index in indices:
         split.fold(index)  # a clear error for a fold that does not exist, before anything runs
     args.out.mkdir(parents=True, exist_ok=True)
-    plans = plan_folds(split, indices, dataset=args.dataset, folds_file=args.folds, out=args.out, config=args.config,
-                       trackers=args.trackers, lengths=args.lengths, tables=args.tables,
-                       fcn_args=shlex.split(args.fcn_args), iterative_args=shlex.split(args.iterative_args),
-                       workers=args.workers, recipe=args.recipe, evaluation=evaluation, clips=args.clips)
+    every_plan = plan_folds(split, range(split.k), dataset=args.dataset, folds_file=args.folds, out=args.out,
+                            config=args.config, trackers=args.trackers, lengths=args.lengths, tables=args.tables,
+                            fcn_args=shlex.split(args.fcn_args), iterative_args=shlex.split(args.iterative_args),
+                            workers=args.workers, recipe=args.recipe, evaluation=evaluation, clips=args.clips)
+    plans = [plan for plan in every_plan if plan.index in indices]
     kinds = {entry(name).checkpoint_kind for name in args.trackers}  # an unknown name fails here, listing the known
     needs_fcn = "fcn" in kinds or FCN_PLACEHOLDER in args.iterative_args or args.recipe is not None
     needs_two_stage = "two-stage" in kinds
@@ -419,7 +434,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr, flush=True)
             failed.append(str(plan.index))
 
-    done = [plan for plan in plans if str(plan.index) in per_fold]
+    if per_fold and not args.dry_run:
+        # Folds evaluated by an earlier run into the same OUT stay in the summary and the
+        # all-folds tables (their runs are cached), so evaluating folds piece by piece works.
+        earlier = [plan for plan in every_plan if plan.index not in indices
+                   and evaluated_earlier(plan, args.tables, args.trackers, needs_fcn, needs_two_stage)]
+        for plan in earlier:
+            per_fold[str(plan.index)] = read_table_rows(plan.tables, args.tables)
+            if args.clips and (plan.tables / "auc.csv").is_file():
+                auc_per_fold[str(plan.index)] = read_auc_rows(plan.tables)
+        if earlier:
+            print(f"note: the summary also holds folds {', '.join(str(plan.index) for plan in earlier)}, "
+                  f"evaluated earlier into {args.out}", file=sys.stderr)
+        per_fold = {key: per_fold[key] for key in sorted(per_fold, key=int)}
+        auc_per_fold = {key: auc_per_fold[key] for key in sorted(auc_per_fold, key=int)}
+    done = [plan for plan in every_plan if str(plan.index) in per_fold]
     if len(done) > 1:
         maps: dict[str, Path] = {}
         if needs_two_stage:

@@ -197,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
 
     from evaluation.plots import plot_error_parts
     from evaluation.running import registered_tracker
+    from evaluation.seen import warn_training_set
     from evaluation.tables import parse_checkpoints
     from tracker.data import check_all_trackable, load_dataset
 
@@ -214,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(jobs) * len(sequences), desc="diagnosis", unit="run")
     for name, protocol in jobs:
         spec = registered_tracker(name, checkpoints.get(name), device=args.device)
+        warn_training_set([spec], sequences)
         per_sequence = {}
         for sequence in sequences:
             errors = diagnose_sequence(spec.tracker_for(sequence.name), sequence, args.length, protocol, args.threshold)

@@ -198,6 +198,9 @@ def run(args: argparse.Namespace) -> int:
     cache = RunCache(None if args.no_cache else args.cache)
     dataset_key = dataset_id(dataset)
     source = f"{len(sequences)} sequences of {dataset}"
+    from evaluation.seen import warn_training_set
+
+    source = "; ".join([source, *warn_training_set(specs, sequences)])
     from evaluation.protocols import evaluate_lengths
 
     refresh = args.refresh

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from stand_ins import write_synthetic_vot_folds  # tests/ is on sys.path under pytest
 
-from evaluation.cross_validation import main, plan_folds, run_step, train_folds, write_checkpoint_map
+from evaluation.cross_validation import evaluated_earlier, main, plan_folds, run_step, train_folds, write_checkpoint_map
 from evaluation.protocols import load_checkpoint_map
-from tracker.training.folds import make_folds
+from tracker.training.folds import make_folds, read_folds
 
 NAMES = ["a", "b", "c", "d", "e"]
 
@@ -98,6 +98,28 @@ def test_end_to_end_the_summary_has_each_fold_and_all_folds(tiny_dataset, tmp_pa
     assert by_fold["all"] == pytest.approx((by_fold["0"] + by_fold["1"]) / 2)
     assert "| all | 3 | 0.4 | static |" in (out / "cross_validation.md").read_text(encoding="utf-8")
     assert not (out / "two-stage.json").exists()  # no map of checkpoints that were never asked for
+
+
+def test_folds_evaluated_piece_by_piece_all_reach_the_summary(tiny_dataset, tmp_path, capsys):
+    sequences, folds = tiny_dataset
+    out, cache = tmp_path / "cv", tmp_path / "runs"
+    common = ["--dataset", str(sequences), "--folds", str(folds), "--out", str(out), "--trackers", "static",
+              "--lengths", "10", "--evaluate-only", "--cache", str(cache), "--threads", "1"]
+    assert main([*common, "--fold-indices", "1"]) == 0
+    assert main([*common, "--fold-indices", "0"]) == 0
+    assert "also holds folds 1, evaluated earlier" in capsys.readouterr().err
+    with (out / "cross_validation.csv").open(newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["threshold"] == "0.4"]
+    assert [r["fold"] for r in rows] == ["0", "1", "all"]
+    by_fold = {r["fold"]: float(r["10"]) for r in rows}
+    assert by_fold["all"] == pytest.approx((by_fold["0"] + by_fold["1"]) / 2)
+    # A fold whose tables lack a tracker asked for now, or whose checkpoint is gone, is not mixed in.
+    split = read_folds(folds)
+    plan = plan_folds(split, [1], dataset=str(sequences), folds_file=str(folds), out=out, config="lite",
+                      trackers=["static"], lengths=[10], tables=[3], fcn_args=[], iterative_args=[])[0]
+    assert evaluated_earlier(plan, [3], ["static"], needs_fcn=False, needs_two_stage=False)
+    assert not evaluated_earlier(plan, [3], ["static", "fcn"], needs_fcn=False, needs_two_stage=False)
+    assert not evaluated_earlier(plan, [3], ["static"], needs_fcn=True, needs_two_stage=False)
 
 
 def test_clips_give_each_folds_pixel_auc_and_their_mean(tiny_dataset, tmp_path):

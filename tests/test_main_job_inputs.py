@@ -99,4 +99,5 @@ def test_a_skipped_tracker_is_told_how_to_make_its_checkpoint(monkeypatch, tmp_p
     monkeypatch.setattr(registry.TrackerEntry, "shipped_checkpoint",
                         lambda self: missing if self.name == "pixtrack-plus" else None)
     assert main_job.without_checkpoint(["pixtrack-static", "pixtrack-plus"]) == {"pixtrack-plus": missing}
-    assert main_job.training_hint("pixtrack-plus") == "pixtrack train iterative --recipe recipes/two-stage-lite.toml"
+    assert main_job.training_hint("pixtrack-plus").startswith("pixtrack train fcn --recipe recipes/lite.toml && ")
+    assert main_job.training_hint("pixtrack-plus").endswith("cp runs/lite/two-stage/two-stage-lite.safetensors checkpoints/")

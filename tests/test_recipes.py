@@ -17,34 +17,47 @@ from tracker.training.recipes import RecipeError, tomllib
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*.toml"))
 
+SHIPPED_BY = {"fcn-lite": ("lite.toml", "fcn"), "two-stage-lite": ("lite.toml", "iterative")}
+"""Each shipped checkpoint and the recipe table that made it (docs/training.md)."""
+
 MADE_BY = {
-    # The command lines that made the shipped checkpoints (2026-11-27, as the README gave them)
-    # and the measured pixtrack-plus model.
-    ("two-stage-lite.toml", "global"):
+    # The command lines that made the shipped checkpoints (all 30 sequences, 2026-12-05), the
+    # fold-0 models shipped before them (2026-11-27, as the README gave them; their FCN now lives
+    # in runs/, as the shipped one is trained on fold 0 too) and the measured pixtrack-plus models.
+    ("lite.toml", "fcn"):
+        "train fcn --data data/davis2016-train --synthetic 12 --config lite --out runs/lite/fcn "
+        "--output runs/lite/fcn-lite.safetensors --threads 2 --clip-frames 8 --clips-per-sequence 3 --views 1 "
+        "--iterations 2000 --lr 3e-4 --batch 16 --half",
+    ("lite.toml", "iterative"):
+        "train iterative --data data/davis2016-train --synthetic 12 --config lite --out runs/lite/two-stage "
+        "--threads 2 --clip-frames 8 --clips-per-sequence 3 --views 2 --local-iterations 1000 --local-lr 3e-4 "
+        "--local-warm-start --local-init runs/lite/fcn-lite.safetensors --global-frames 16 --global-iterations 600 "
+        "--global-update-iterations 200 --global-batch 4 --dilation-every 150 --object-weight 5 --half",
+    ("fold0-two-stage-lite.toml", "global"):
         "train global --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json "
         "--fold 0 --synthetic 12 --config lite --threads 2 --global-frames 16 --global-iterations 600 "
         "--global-batch 4 --dilation-every 150 --object-weight 5 --out runs/global-ow5",
-    ("two-stage-lite.toml", "iterative"):
+    ("fold0-two-stage-lite.toml", "iterative"):
         "train iterative --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json "
         "--fold 0 --synthetic 12 --out runs/davis-f0-v3 --config lite --threads 2 --clip-frames 8 "
         "--clips-per-sequence 3 --views 2 --local-iterations 1000 --local-lr 3e-4 --local-warm-start "
-        "--local-init checkpoints/fcn-lite.safetensors --global-frames 16 --global-iterations 600 "
+        "--local-init runs/fcn-f0/fcn-lite.safetensors --global-frames 16 --global-iterations 600 "
         "--global-update-iterations 200 --global-batch 4 --dilation-every 150 --object-weight 5 --half",
     ("two-stage-plus.toml", "iterative"):  # 2026-12-02, the better measured fold-0 model (not shipped)
         "train iterative --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json "
         "--fold 0 --synthetic 12 --out runs/plus-iter-f0 --config plus --threads 1 --clip-frames 8 "
         "--clips-per-sequence 3 --views 2 --local-iterations 1000 --local-lr 3e-4 --local-warm-start "
-        "--local-init checkpoints/fcn-lite.safetensors --global-from checkpoints/two-stage-lite.safetensors "
+        "--local-init runs/fcn-f0/fcn-lite.safetensors --global-from runs/davis-f0-v3/two-stage-lite.safetensors "
         "--global-frames 16 --global-iterations 600 --global-update-iterations 200 --global-batch 4 "
         "--dilation-every 150 --object-weight 5 --half",
     ("two-stage-plus.toml", "local"):  # 2026-12-01, the first measured fold-0 model (not shipped)
         "train local --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json --fold 0 "
         "--synthetic 12 --config plus --threads 1 --clip-frames 8 --clips-per-sequence 4 --views 3 "
-        "--local-iterations 1500 --local-lr 3e-4 --local-init checkpoints/fcn-lite.safetensors --half "
-        "--global-from checkpoints/two-stage-lite.safetensors --out runs/plus-f0",
-    ("fcn-lite.toml", "fcn"):
+        "--local-iterations 1500 --local-lr 3e-4 --local-init runs/fcn-f0/fcn-lite.safetensors --half "
+        "--global-from runs/davis-f0-v3/two-stage-lite.safetensors --out runs/plus-f0",
+    ("fold0-fcn-lite.toml", "fcn"):
         "train fcn --data data/davis2016-train --folds checkpoints/davis2016-train-5folds.json "
-        "--fold 0 --synthetic 12 --config lite --out runs/fcn-f0 --threads 1 --clip-frames 8 "
+        "--fold 0 --synthetic 12 --config lite --out runs/fcn-f0 --output runs/fcn-f0/fcn-lite.safetensors --threads 1 --clip-frames 8 "
         "--clips-per-sequence 3 --views 1 --iterations 2000 --lr 3e-4 --batch 16 --half",
 }
 
@@ -60,7 +73,18 @@ def settings(namespace) -> dict:
 
 def test_there_is_a_recipe_for_each_shipped_checkpoint_and_the_paper():
     shipped = {path.name.removesuffix(".safetensors") for path in (REPO / "checkpoints").glob("*.safetensors")}
-    assert {f"{name}.toml" for name in shipped} | {"paper.toml"} <= {path.name for path in RECIPES}
+    assert shipped <= set(SHIPPED_BY) and set(SHIPPED_BY.values()) <= set(MADE_BY)
+    assert (REPO / "recipes" / "paper.toml").is_file()
+
+
+def test_no_recipe_writes_or_starts_from_a_shipped_checkpoint():
+    # The shipped files are trained on all 30 sequences: a fold's run that started from one
+    # would have seen its held-out sequences; and a recipe never overwrites them.
+    shipped = {f"checkpoints/{path.name}" for path in (REPO / "checkpoints").glob("*.safetensors")}
+    assert shipped
+    for path in RECIPES:
+        for command, table in tomllib.loads(path.read_text(encoding="utf-8")).items():
+            assert not shipped & {str(value) for value in table.values()}, (path.name, command)
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda path: path.name)
@@ -80,7 +104,7 @@ def test_shipped_recipes_are_the_commands_that_made_the_checkpoints(recipe, comm
 
 
 def test_flags_beside_a_recipe_override_it_wherever_they_stand():
-    recipe = str(REPO / "recipes" / "two-stage-lite.toml")
+    recipe = str(REPO / "recipes" / "fold0-two-stage-lite.toml")
     before = parse(["train", "iterative", "--local-iterations", "5", "--no-insert", "--recipe", recipe])
     after = parse(["train", "iterative", "--recipe", recipe, "--local-iterations", "5"])
     assert before.local_iterations == after.local_iterations == 5
@@ -110,7 +134,7 @@ def test_the_recipe_a_run_writes_reruns_it(tmp_path):
     from tracker.commands.train import _write_run_recipe
 
     out = tmp_path / "run"
-    recipe = str(REPO / "recipes" / "two-stage-lite.toml")
+    recipe = str(REPO / "recipes" / "fold0-two-stage-lite.toml")
     ran = parse(["train", "iterative", "--recipe", recipe, "--out", str(out), "--local-iterations", "7",
                  "--data", "extra"])
     _write_run_recipe(ran)
@@ -123,3 +147,13 @@ def test_the_recipe_a_run_writes_reruns_it(tmp_path):
     _write_run_recipe(ran_global)
     assert set(tomllib.loads(written.read_text())) == {"iterative", "global"}
     assert settings(parse(["train", "iterative", "--recipe", str(written)])) == settings(ran)
+
+
+def test_the_synthesis_candidate_is_the_shipped_recipe_plus_synthesis():
+    # Only the synthesised clips differ (and where runs go), so a fold's FCN serves both.
+    def table(name, command):
+        values = tomllib.loads((REPO / "recipes" / name).read_text(encoding="utf-8"))[command]
+        return {key: value for key, value in values.items() if key not in ("out", "output", "local-init")}
+
+    assert table("lite-synth.toml", "fcn") == table("lite.toml", "fcn")
+    assert table("lite-synth.toml", "iterative") == {**table("lite.toml", "iterative"), "synthesize": 48}

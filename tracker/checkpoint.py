@@ -52,7 +52,7 @@ def resolve_checkpoint(checkpoint: str | Path | None, kind: str, config_name: st
         if not path.is_file():
             raise FileNotFoundError(
                 f"the {tracker} has no trained weights yet: {path} does not exist. Train them with "
-                f"`{train_command}` (which writes that file), or pass an existing {kind} checkpoint "
+                f"`{train_command}`, or pass an existing {kind} checkpoint "
                 "with --checkpoint PATH"
             )
         return path

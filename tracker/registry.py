@@ -85,6 +85,13 @@ class TrackerEntry:
         return getattr(importlib.import_module(module_name), attribute)
 
 
+FCN_RECIPE = "pixtrack train fcn --recipe recipes/lite.toml && cp runs/lite/fcn-lite.safetensors checkpoints/"
+"""How the shipped FCN checkpoint was made (docs/training.md), said when it is missing."""
+TWO_STAGE_RECIPE = ("pixtrack train fcn --recipe recipes/lite.toml && pixtrack train iterative --recipe recipes/lite.toml "
+                    "&& cp runs/lite/two-stage/two-stage-lite.safetensors checkpoints/")
+"""How the shipped two-stage checkpoint was made: its local models start from the recipe's FCN."""
+
+
 ENTRIES: tuple[TrackerEntry, ...] = (
     TrackerEntry(
         name="pixtrack",
@@ -92,7 +99,7 @@ ENTRIES: tuple[TrackerEntry, ...] = (
         label="pixtrack (two-stage)",
         description="global ConvLSTM attention model + local ConvLSTM segmentation (Algorithm 1)",
         checkpoint_kind="two-stage",
-        train_command="pixtrack train iterative --recipe recipes/two-stage-lite.toml",
+        train_command=TWO_STAGE_RECIPE,
         precisions=(FP32, "bf16", "fp16"),
         aliases=("two-stage",),
         options=("backbone", "config"),
@@ -103,7 +110,7 @@ ENTRIES: tuple[TrackerEntry, ...] = (
         label="pixtrack-plus (two-stage, first-frame fine-tuning)",
         description="the two-stage tracker with its local model fine-tuned on the first frame (beyond the paper)",
         checkpoint_kind="two-stage",  # pixtrack's file by default; any two-stage checkpoint (priors too)
-        train_command="pixtrack train iterative --recipe recipes/two-stage-lite.toml",
+        train_command=TWO_STAGE_RECIPE,
         precisions=(FP32, "bf16", "fp16"),
         options=("backbone", "config", "tuning_iterations"),
     ),
@@ -113,7 +120,7 @@ ENTRIES: tuple[TrackerEntry, ...] = (
         label="pixtrack 1-stage",
         description="the two-stage tracker's local model; ROI centre by Eq. 5, size fixed at the first frame's",
         checkpoint_kind="two-stage",  # the same file: it is the same local model
-        train_command="pixtrack train iterative --recipe recipes/two-stage-lite.toml",
+        train_command=TWO_STAGE_RECIPE,
         precisions=(FP32, "bf16", "fp16"),
         aliases=("1stage",),
         options=("backbone", "config"),
@@ -124,7 +131,7 @@ ENTRIES: tuple[TrackerEntry, ...] = (
         label="pixtrack FCN",
         description="VGG16-to-pool4 + a convolutional head fine-tuned on the first frame; ROI by Eq. 5",
         checkpoint_kind="fcn",
-        train_command="pixtrack train fcn --recipe recipes/fcn-lite.toml",
+        train_command=FCN_RECIPE,
         aliases=("fcn",),
         options=("backbone", "config", "tuning_iterations"),
     ),
