@@ -178,6 +178,13 @@ def run(args: argparse.Namespace) -> int:
         scores = workspace_scores(args.workspace, sequences, trackers, args.experiment, lengths, thresholds)
         source = (f"VOT results in {args.workspace} ({args.experiment}): masks binarised by the tracker "
                   "(`python -m tracker.vot --threshold`, 0.5), so every threshold block is the same")
+        from evaluation.running import registered_tracker
+        from evaluation.seen import warn_training_set
+        from tracker.registry import tracker_names
+
+        # trackers.ini runs the registered trackers with their shipped checkpoints.
+        shipped = [registered_tracker(name) for name in trackers if name in tracker_names()]
+        source = "; ".join([source, *warn_training_set(shipped, sequences)])
         table = build_table(3, scores, thresholds, lengths, trackers, paper=args.paper, ci=args.ci)
         outputs.append(emit_table(table, scores, args.out, source))
         if args.plots:

@@ -195,6 +195,21 @@ def test_workspace_results_are_scored_like_runs(tmp_path, capsys):
     np.testing.assert_allclose(beta.ious, 1 / 3)
 
 
+def test_workspace_scores_of_a_training_sequence_carry_a_warning(tmp_path, capsys):
+    # The shipped checkpoints list the DAVIS-2016 training sequences they saw (bear among them).
+    workspace = tmp_path / "ws"
+    sequence = TinySequence("bear", 6)
+    _write_dataset(workspace / "sequences", [sequence])
+    truth = [sequence.mask(i) for i in range(len(sequence))]
+    for tracker in ("pixtrack", "pixtrack-static"):
+        _write_vot_results(workspace, tracker, sequence.name, truth)
+    assert main(["--workspace", str(workspace), "--lengths", "5", "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    warning = "warning: pixtrack: 1 of the 1 evaluated sequences are in its checkpoint's training set (bear)"
+    assert warning in captured.out and warning in captured.err
+    assert "warning: pixtrack-static" not in captured.out
+
+
 def test_workspace_errors_name_what_is_missing(tmp_path, capsys):
     workspace = tmp_path / "ws"
     sequences = [TinySequence("alpha", 10), TinySequence("beta", 6)]
