@@ -128,6 +128,34 @@ def test_feature_cache_holds_the_backbones_features(tmp_path):
     assert torch.equal(again[0]["plain"], FeatureCache.open(folder)[0]["plain"])
 
 
+def test_a_cache_is_built_aside_and_two_builders_never_share_files(tmp_path):
+    import subprocess
+    import sys
+
+    from tracker.training.feature_cache import publish
+
+    model = _local_model()
+    clips = LocalClipDataset([Square("a", seed=1), Square("b", seed=2)], ClipConfig(frames=1), seed=4)
+    folder = tmp_path / "cache"
+    # An interrupted build: an incomplete folder, and the private folder of a process now gone.
+    folder.mkdir()
+    (folder / "plain.npy").write_bytes(b"half written")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".cache.building-{dead.pid}"
+    stale.mkdir()
+    first = build_feature_cache(model, clips, folder=folder, progress=False)
+    assert read_meta(folder)["clips"] == 2 and not stale.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache"]  # nothing left aside
+    # A second builder that finishes after the first keeps the published cache, drops its own.
+    late = tmp_path / ".cache.building-1"
+    late.mkdir()
+    (late / "meta.json").write_text("{}")
+    publish(late, folder)
+    assert not late.exists()
+    assert torch.equal(FeatureCache.open(folder)[0]["plain"], first[0]["plain"])
+
+
 def test_an_interrupted_loop_resumes_after_its_last_saved_iteration(tmp_path):
     size = 64
     maps = [ground_truth_maps(Square("a"), size)]

@@ -16,6 +16,10 @@ and several epochs share the page cache):
     placement.npy float32 [N, T + 1, 3]        where each clip frame's ROI lies (for priors)
     meta.json   written last: a folder without it is incomplete and is rebuilt
 
+A cache is built in a private folder beside its own (`.NAME.building-PID`) and renamed into
+place once complete, so two processes that build the same cache (two runs of one stage)
+never write into each other's files: the first to finish publishes, the other keeps it.
+
 Frame 0's pair comes from `LocalModel.memory_features` (the model decides how the mask is
 dilated and applied), frames 1..T from `LocalModel.features`: T + 2 backbone images a clip.
 """
@@ -124,10 +128,12 @@ def build_feature_cache(
         arrays = {name: np.empty(shape, dtype) for name, (shape, dtype) in shapes.items()}
     else:
         folder = Path(folder)
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        arrays = {name: np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        remove_stale_builds(folder)
+        building = folder.with_name(f".{folder.name}.building-{os.getpid()}")
+        if building.exists():
+            shutil.rmtree(building)
+        building.mkdir(parents=True)
+        arrays = {name: np.lib.format.open_memmap(building / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
                   for name, (shape, dtype) in shapes.items()}
     model = model.to(device).eval()
     written = 0
@@ -160,8 +166,42 @@ def build_feature_cache(
     del arrays
     meta = {"format": FORMAT, "version": VERSION, "clips": count, "frames": frames, "views": views,
             "seed": dataset.seed}
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    (building / "meta.json").write_text(json.dumps(meta, indent=1))
+    publish(building, folder)
     return FeatureCache.open(folder)
+
+
+def publish(building: Path, folder: Path) -> None:
+    """Move the complete cache `building` to `folder`, replacing an incomplete one there; where
+    another process published a complete cache first, keep that one and drop `building`."""
+    if read_meta(folder) is None:
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            building.replace(folder)
+            return
+        except OSError:
+            if read_meta(folder) is None:
+                raise
+    shutil.rmtree(building, ignore_errors=True)
+
+
+def remove_stale_builds(folder: Path) -> None:
+    """Delete the private build folders of `folder` whose process is gone (an interrupted build)."""
+    for path in folder.parent.glob(f".{folder.name}.building-*"):
+        pid = path.name.rpartition("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def share_feature_cache(source: str | os.PathLike, target: str | os.PathLike) -> bool:
