@@ -214,7 +214,7 @@ def compare(
     from evaluation.seen import warn_training_set
 
     labels = [spec.name for spec in specs]
-    seen_notes = warn_training_set(specs, sequences)
+    caption = warn_training_set(specs, sequences, f"{len(sequences)} held-out sequences")
     clips = sample_clips(sequences, settings.clips, settings.clip_length, seed=settings.seed)
     if settings.spread.spreads:
         from evaluation.parallel import fill_cache
@@ -235,7 +235,7 @@ def compare(
                                   dataset_key, settings.device, progress=settings.progress)
         table = build_table(TABLE_NUMBER[settings.protocol], scores, settings.thresholds, settings.lengths, labels)
         table.title = f"{title}: {table.title}"
-        outputs.append(emit_table(table, scores, out, "; ".join([f"{len(sequences)} held-out sequences", *seen_notes])))
+        outputs.append(emit_table(table, scores, out, caption))
         plot_sequence_ious(scores, table.number, max(settings.lengths), settings.thresholds[0], out)
     results = evaluate_clips(specs, sequences, clips, settings.protocol, settings.thresholds, cache, dataset_key,
                              device=settings.device, progress=settings.progress)

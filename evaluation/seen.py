@@ -51,9 +51,9 @@ def checkpoint_file(spec: Any, sequence: str) -> Path | None:
     name = getattr(spec.factory, "name", None)
     if name is None:
         return None
-    from tracker.registry import shipped_checkpoint, tracker_names
+    from tracker.registry import known_names, shipped_checkpoint
 
-    return shipped_checkpoint(name) if name in tracker_names() else None
+    return shipped_checkpoint(name) if name in known_names() else None  # aliases too
 
 
 def seen_sequences(spec: Any, sequences: Iterable[str]) -> list[str]:
@@ -83,9 +83,10 @@ def training_set_warnings(specs: Seq[Any], sequences: Seq[Any]) -> list[str]:
     return lines
 
 
-def warn_training_set(specs: Seq[Any], sequences: Seq[Any]) -> list[str]:
-    """`training_set_warnings`, also printed to stderr; returns them for the table's note."""
+def warn_training_set(specs: Seq[Any], sequences: Seq[Any], caption: str = "") -> str:
+    """`training_set_warnings` printed to stderr; returns `caption` with them appended, so
+    that the table carries them too."""
     lines = training_set_warnings(specs, sequences)
     for line in lines:
         print(line, file=sys.stderr)
-    return lines
+    return "; ".join([caption, *lines]) if caption else "; ".join(lines)

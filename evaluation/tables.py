@@ -154,6 +154,7 @@ def _tracker_specs(args, device: str | None, sequences) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from evaluation.results_cache import RunCache, dataset_id
+    from evaluation.seen import warn_training_set
 
     tables = sorted(set(args.tables or ([3] if args.workspace else [2, 3])))
     thresholds = [float(value) for value in args.thresholds]
@@ -179,12 +180,11 @@ def run(args: argparse.Namespace) -> int:
         source = (f"VOT results in {args.workspace} ({args.experiment}): masks binarised by the tracker "
                   "(`python -m tracker.vot --threshold`, 0.5), so every threshold block is the same")
         from evaluation.running import registered_tracker
-        from evaluation.seen import warn_training_set
-        from tracker.registry import tracker_names
+        from tracker.registry import known_names
 
         # trackers.ini runs the registered trackers with their shipped checkpoints.
-        shipped = [registered_tracker(name) for name in trackers if name in tracker_names()]
-        source = "; ".join([source, *warn_training_set(shipped, sequences)])
+        shipped = [registered_tracker(name) for name in trackers if name in known_names()]
+        source = warn_training_set(shipped, sequences, source)
         table = build_table(3, scores, thresholds, lengths, trackers, paper=args.paper, ci=args.ci)
         outputs.append(emit_table(table, scores, args.out, source))
         if args.plots:
@@ -204,10 +204,7 @@ def run(args: argparse.Namespace) -> int:
     specs = _tracker_specs(args, device, sequences)
     cache = RunCache(None if args.no_cache else args.cache)
     dataset_key = dataset_id(dataset)
-    source = f"{len(sequences)} sequences of {dataset}"
-    from evaluation.seen import warn_training_set
-
-    source = "; ".join([source, *warn_training_set(specs, sequences)])
+    source = warn_training_set(specs, sequences, f"{len(sequences)} sequences of {dataset}")
     from evaluation.protocols import evaluate_lengths
 
     refresh = args.refresh

@@ -71,3 +71,4 @@ def test_the_shipped_checkpoints_record_all_thirty_training_sequences():
             continue
         assert everything <= training_names(path), (name, sorted(everything - training_names(path)))  # + generated ones
         assert seen_sequences(registered_tracker(name), ["bear", "not-davis"]) == ["bear"]
+    assert seen_sequences(registered_tracker("two-stage"), ["bear"]) == ["bear"]  # an older name reads the same file
