@@ -62,10 +62,11 @@ from evaluation.parallel import Spread, spread_arguments, spread_from
 from evaluation.protocols import CLIP_LENGTH, GT_ROI, PAPER_LENGTHS, PAPER_THRESHOLDS, PROTOCOLS, TRACKING, TrackerSpec
 
 ABLATIONS = ("insertion", "synthesis", "trackers", "memory", "options")
-OPTION_CONFIGS = ("lite", "lite+prior-pool4", "lite+prior", "lite+align", "lite+match", "lite+prior+align",
-                  "lite+prior+match")
+OPTION_CONFIGS = ("lite", "lite+prior-pool4", "lite+prior", "lite+align", "lite+match", "lite+pool3", "lite+all")
 """The options ablation's default rows: Table 1's local model, each option beyond it alone,
 and together (tracker.config)."""
+OPTION_TRACKERS = {"pixtrack": "", "pixtrack-plus": " (tuned)"}
+"""How the options ablation tracks with each configuration's checkpoint -> its rows' label suffix."""
 INSERTION_VARIANTS = {"with insertion": True, "without insertion": False}
 MEMORY_VARIANTS = ("learned init", "zero init")
 TRACKER_NAMES = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn")
@@ -455,14 +456,17 @@ def run_memory(args: argparse.Namespace, backbone: nn.Module | None = None) -> s
 
 def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
     """Local models of several configurations (the options beyond Table 1: tracker.config),
-    trained exactly alike on the same cached clips (the backbone runs once), each paired with
-    the same global model (--global-from), then Table 3 (full tracking) and pixel AUC on the
-    held-out sequences; the training time of each row beside it."""
+    trained exactly alike on the same cached clips (the backbone runs once per kind of
+    features: pool4, or pool4 and pool3), each paired with the same global model
+    (--global-from), then Table 3 (full tracking) and pixel AUC on the held-out sequences, as
+    `pixtrack` tracks (no fine-tuning) and as `pixtrack-plus` does (fine-tuned on the first
+    frame; rows "(tuned)"); the training time of each row beside it."""
     import json
     import time
 
     from evaluation.running import RegisteredFactory
     from tracker.config import get_config
+    from tracker.local_model import feature_channels
     from tracker.training.feature_cache import share_feature_cache
     from tracker.training.iterative import IterativeRun
 
@@ -476,14 +480,15 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
     setup = training_setup(args, backbone, "options")
     checkpoints: dict[str, Path] = {}
     seconds: dict[str, float] = {}
-    first_cache: Path | None = None
+    first_caches: dict[int, Path] = {}  # by feature channels: pool4 alone, or with pool3 folded in
     for name in configs:
         settings = dataclasses.replace(setup.base, config=name)
         folder = out / "train" / name
         cache = folder / "cache" / "local"
-        if first_cache is not None and share_feature_cache(first_cache, cache):
+        channels = feature_channels(models[name].local)
+        first_cache = first_caches.setdefault(channels, cache)
+        if first_cache != cache and share_feature_cache(first_cache, cache, channels):
             setup.say(f"[{name}] reusing the cached clips of {first_cache.parent.parent.name}")
-        first_cache = first_cache or cache
         job = IterativeRun(folder, setup.train, settings, setup.runtime, workers=args.workers,
                            feature_cache=setup.feature_cache, keep_cache=True, backbone=setup.backbone,
                            progress=not args.quiet, say=setup.say, feature_store=args.feature_store)
@@ -502,8 +507,11 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
 
     device = str(setup.runtime.device)
 
-    factory = RegisteredFactory("pixtrack", device, options=(("backbone", setup.backbone),))
-    specs = [TrackerSpec(name, factory, str(path)) for name, path in checkpoints.items()]
+    specs = []
+    for tracker in dict.fromkeys(args.trackers):
+        factory = RegisteredFactory(tracker, device, options=(("backbone", setup.backbone),))
+        suffix = OPTION_TRACKERS[tracker]
+        specs += [TrackerSpec(f"{name}{suffix}", factory, str(path)) for name, path in checkpoints.items()]
     settings = _settings(args, TRACKING, device)
     text = compare("options", specs, setup.test, settings, out, _cache(args), setup.dataset_key,
                    "Local-model options beyond Table 1 (two-stage, full tracking)")
@@ -603,6 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="held-out sequences (instead of --folds/--fold); all of --dataset then trains")
     options.add_argument("--configs", nargs="+", default=list(OPTION_CONFIGS),
                          help=f"model configurations, one row each (default: {' '.join(OPTION_CONFIGS)})")
+    options.add_argument("--trackers", nargs="+", choices=list(OPTION_TRACKERS), default=list(OPTION_TRACKERS),
+                         help="track each checkpoint as pixtrack (no fine-tuning) and/or as pixtrack-plus "
+                              "(fine-tuned on the first frame, rows '(tuned)'); default: both")
     options.add_argument("--global-from", required=True, metavar="CHECKPOINT",
                          help="the two-stage checkpoint whose global model every row uses (trained without "
                               "the held-out sequences)")

@@ -21,12 +21,16 @@ class TinyBackbone(nn.Module):
         super().__init__()
         generator = torch.Generator().manual_seed(0)
         self.register_buffer("weight", torch.randn(512, 3, 1, 1, generator=generator), persistent=False)
+        self.register_buffer("weight3", torch.randn(256, 3, 1, 1, generator=generator), persistent=False)
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.pool3_and_pool4(images, mask)[1]
+
+    def pool3_and_pool4(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         x = images / 255.0
         if mask is not None:
             x = x * mask
-        return torch.tanh(F.conv2d(F.avg_pool2d(x, 16), self.weight))
+        return torch.tanh(F.conv2d(F.avg_pool2d(x, 8), self.weight3)), torch.tanh(F.conv2d(F.avg_pool2d(x, 16), self.weight))
 
 
 def hed_available() -> bool:

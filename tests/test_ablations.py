@@ -221,13 +221,15 @@ def test_options_ablation_trains_each_configuration_on_one_set_of_clips(dataset,
     shared = []
     original = feature_cache.share_feature_cache
     monkeypatch.setattr(feature_cache, "share_feature_cache",
-                        lambda source, target: shared.append((source.parent.parent.name, original(source, target)))
+                        lambda source, target, *rest: shared.append((source.parent.parent.name,
+                                                                     original(source, target, *rest)))
                         or shared[-1][1])
     sequences, folds = dataset
     two_stage, _ = checkpoints
     out = tmp_path / "options"
     argv = ["options", "--dataset", str(sequences), "--folds", str(folds), "--fold", "0", "--out", str(out),
-            "--configs", "lite", "lite+prior+align", "--global-from", str(two_stage), "--threads", "1",
+            "--configs", "lite", "lite+prior+align", "--trackers", "pixtrack", "--global-from", str(two_stage),
+            "--threads", "1",
             "--workers", "0", "--clip-frames", "3", "--clips-per-sequence", "1", "--views", "1",
             "--local-iterations", "2", "--local-batch", "2", "--lengths", "3", *CLIPS, *DPI]
     code = main(argv, backbone=TinyBackbone())
@@ -256,6 +258,12 @@ def test_options_ablation_trains_each_configuration_on_one_set_of_clips(dataset,
     assert stamps == {n: (out / "train" / n / "local.safetensors").stat().st_mtime_ns for n in settings}
     assert _rows(out / "options_training.csv") == training
     assert shared[1:] == [("lite", False)]  # no cache left to share: none was needed
+    # Tracked as pixtrack-plus too (fine-tuned on the first frame): more rows, nothing retrained.
+    at, configs = argv.index("--trackers") + 1, argv.index("--configs") + 1
+    tuned = [*argv[:configs], "lite", *argv[configs + 2:at], "pixtrack", "pixtrack-plus", *argv[at + 1:]]
+    assert main(tuned, backbone=TinyBackbone()) == 0
+    assert [r["tracker"] for r in _rows(out / "table3.csv")] == ["lite", "lite (tuned)"] * 2
+    assert stamps == {n: (out / "train" / n / "local.safetensors").stat().st_mtime_ns for n in settings}
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -101,6 +101,21 @@ def test_global_training_overfits_a_tiny_batch():
     assert history[-1] < 0.5 * history[0], history
 
 
+def test_a_feature_cache_of_another_models_features_is_rebuilt(tmp_path):
+    from stand_ins import TinyBackbone
+
+    torch.manual_seed(0)
+    lite = LocalModel(get_config("lite").local, backbone=TinyBackbone())
+    skip = LocalModel(get_config("lite+pool3").local, backbone=TinyBackbone())  # pool3 folded in
+    clips = LocalClipDataset([Square("a", seed=1), Square("b", seed=2)], ClipConfig(frames=1), seed=4)
+    folder = tmp_path / "cache"
+    assert build_feature_cache(lite, clips, folder=folder, progress=False).plain.shape[2] == 512
+    assert read_meta(folder)["channels"] == 512
+    cache = build_feature_cache(skip, clips, folder=folder, progress=False)
+    assert cache.plain.shape[2] == cache.masked.shape[1] == 512 + 1024 and read_meta(folder)["channels"] == 1536
+    torch.testing.assert_close(cache[0]["plain"][1], skip.features(clips[0]["images"][1:].float())[0].half().float())
+
+
 @pytest.mark.slow
 def test_feature_cache_holds_the_backbones_features(tmp_path):
     model = _local_model()

@@ -1,4 +1,5 @@
-"""The frozen VGG16 feature extractor up to pool4 (its weights: `tracker.vgg_weights`).
+"""The frozen VGG16 feature extractor up to pool4 (its weights: `tracker.vgg_weights`), and
+pool3 on the way for local models with a decoder skip.
 
 Callers always pass RGB images in 0..255; the module applies the convention its weights were
 trained with (HED: BGR minus the Caffe mean; torchvision: RGB, ImageNet mean and std).
@@ -91,6 +92,14 @@ class VGG16Pool4(nn.Module):
 
         Runs without autograd: nothing before it is trained, and it saves the activations' memory.
         """
+        return self._run(images, mask, keep_pool3=False)[1]
+
+    @torch.no_grad()
+    def pool3_and_pool4(self, images: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(pool3 [B, 256, h/8, w/8], pool4 [B, 512, h/16, w/16]) from one pass (`forward`'s mask)."""
+        return self._run(images, mask, keep_pool3=True)
+
+    def _run(self, images: Tensor, mask: Tensor | None, keep_pool3: bool) -> tuple[Tensor | None, Tensor]:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"VGG16Pool4 expects images [B, 3, h, w] (RGB 0..255), got {tuple(images.shape)}")
         if mask is not None and (mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] != images.shape[0]
@@ -100,13 +109,16 @@ class VGG16Pool4(nn.Module):
                 f"{images.shape[3]}], got {tuple(mask.shape)}"
             )
         x = self.preprocess(images)
+        pool3 = None
         for name, layer in self.layers.items():
             x = F.relu(layer(x))
             if name == "conv1_2" and mask is not None:
                 x = x * mask.to(x.dtype)
             if name in POOL_AFTER:
                 x = F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
-        return x
+                if name == "conv3_3" and keep_pool3:
+                    pool3 = x
+        return pool3, x
 
     def _init_random(self) -> None:
         # He initialisation (as torchvision's VGG), so random features neither vanish nor explode.

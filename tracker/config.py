@@ -53,6 +53,10 @@ class LocalConfig:
     """Beyond the paper: k > 0 adds two channels a pool4 cell, the mean of its k highest cosine
     similarities to the first ROI's object cells and to its background cells (STM's first-frame
     memory, reduced to a correspondence prior); 0: off."""
+    pool3_skip: bool = False
+    """Beyond the paper: VGG16's pool3 of the ROI (1/8 of it, 256 channels) through a
+    zero-initialised 3x3 conv added to the decoder after its first layer, for boundaries finer
+    than pool4's 16-pixel cells (the skips of FCN-8s and of most VOS decoders)."""
 
     def __post_init__(self) -> None:
         _as_tuple(self, "lstm_channels", "deconv_channels")
@@ -90,7 +94,7 @@ class LocalConfig:
     def beyond_paper(self) -> list[str]:
         """The options of this configuration that Table 1 does not have (empty for paper, lite)."""
         options = (("previous_map_prior", self.uses_prior), ("align_state", self.align_state),
-                   ("first_frame_matching", self.first_frame_matching > 0))
+                   ("first_frame_matching", self.first_frame_matching > 0), ("pool3_skip", self.pool3_skip))
         return [name for name, on in options if on]
 
     @property
@@ -211,6 +215,9 @@ CONFIGS: dict[str, Callable[[], ModelConfig]] = {
     "lite+match": _lite_with("lite+match", first_frame_matching=FIRST_FRAME_TOP_K),
     "lite+prior+match": _lite_with("lite+prior+match", previous_map_prior="pool4+decoder",
                                    first_frame_matching=FIRST_FRAME_TOP_K),
+    "lite+pool3": _lite_with("lite+pool3", pool3_skip=True),
+    "lite+all": _lite_with("lite+all", previous_map_prior="pool4+decoder", align_state=True,
+                           first_frame_matching=FIRST_FRAME_TOP_K, pool3_skip=True),
 }
 
 

@@ -16,6 +16,12 @@ one with `align_state` before each step (the model itself never sees boxes).
 `LocalConfig.first_frame_matching` (k): each pool4 cell's mean top-k cosine similarity to the
 first ROI's object cells and to its background cells (`reference`, `matching`), two channels
 through a zero-initialised 3x3 conv added to F-CNN's first conv, as the prior is.
+`LocalConfig.pool3_skip`: the model's features carry VGG16's pool3 as well (`features`: pool4's
+512 channels, then pool3's 256 x 4 folded into pool4's grid by `pixel_unshuffle`, so that every
+cache, clip and fine-tuning batch that holds [B, C, s, s] features carries it unchanged); pool3,
+unfolded and scaled to unit norm a cell (x 16, so channels are O(1) whatever the backbone's
+input convention), goes through a zero-initialised 3x3 conv added to the decoder after its
+first layer (S/8). Everything else reads the pool4 channels only.
 
 Memory initialisation (Sec. 3.2): the first ROI goes through the backbone plain and with the
 dilated object mask multiplied in before pool1 (one batched call of 2B images); M-CNN maps
@@ -42,6 +48,13 @@ LocalState = LSTMState
 """((h1, c1), (h2, c2)): one (h, c) pair a ConvLSTM layer, each [B, C, 14, 14]; tensors only."""
 
 POOL4_CHANNELS = 512
+POOL3_CHANNELS = 256
+
+
+def feature_channels(config: LocalConfig) -> int:
+    """Channels of the local model's features: pool4's, and pool3's folded 2x2 when it has the skip."""
+    return POOL4_CHANNELS + (4 * POOL3_CHANNELS if config.pool3_skip else 0)
+
 
 Reference = tuple[Tensor, Tensor]
 """The first ROI as `first_frame_matching` reads it: (unit pool4 features [B, 512, N], each
@@ -92,6 +105,8 @@ class LocalModel(nn.Module):
         if config.previous_map_prior == "pool4+decoder":
             self.prior_decoder = _zero_conv(1, config.deconv_channels[1], k)
         self.match_fcnn = _zero_conv(2, config.fcnn_channels, k) if config.first_frame_matching else None
+        self.pool3_decoder = _zero_conv(POOL3_CHANNELS, config.deconv_channels[0], k) if config.pool3_skip else None
+        self.feature_channels = feature_channels(config)
         layers: list[nn.Module] = []
         widths = [config.lstm_channels[-1], *config.deconv_channels]
         kd = config.deconv_kernel
@@ -108,16 +123,20 @@ class LocalModel(nn.Module):
     # -------------------------------------------------------------- features
 
     def features(self, images: Tensor, mask: Tensor | None = None) -> Tensor:
-        """pool4 of ROI images (no grad), optionally masked before pool1; cache these for training."""
+        """pool4 of ROI images (no grad), optionally masked before pool1, and pool3 folded in
+        where the model has the skip: [B, feature_channels, S/16, S/16]; cache these for training."""
         self._check_images(images)
-        return self.backbone(images, mask)
+        if not self.config.pool3_skip:
+            return self.backbone(images, mask)
+        pool3, pool4 = self.backbone.pool3_and_pool4(images, mask)
+        return torch.cat((pool4, F.pixel_unshuffle(pool3, 2)), dim=1)
 
     def memory_features(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """(plain, masked) pool4 of the first ROI, from one backbone call on 2B images."""
+        """(plain, masked) features of the first ROI, from one backbone call on 2B images."""
         self._check_images(image)
         self._check_map(mask, image.shape[0], "mask")
         masked = dilate_mask(mask.to(image.dtype), self.config.mask_dilation)
-        both = self.backbone(torch.cat((image, image)), torch.cat((torch.ones_like(masked), masked)))
+        both = self.features(torch.cat((image, image)), torch.cat((torch.ones_like(masked), masked)))
         plain, masked_features = both.chunk(2)
         return plain, masked_features
 
@@ -133,7 +152,7 @@ class LocalModel(nn.Module):
             raise ValueError(f"init_memory_from_features: plain {tuple(plain.shape)} and masked "
                              f"{tuple(masked.shape)} pool4 features differ in shape")
         self._check_features(plain)
-        memory = self.mcnn(torch.cat((plain, masked), dim=1))
+        memory = self.mcnn(torch.cat((plain[:, :POOL4_CHANNELS], masked[:, :POOL4_CHANNELS]), dim=1))
         sizes = [c for width in self.config.lstm_channels for c in (width, width)]
         blocks = memory.split(sizes, dim=1)
         return tuple((blocks[2 * k], blocks[2 * k + 1]) for k in range(len(self.config.lstm_channels)))
@@ -152,7 +171,7 @@ class LocalModel(nn.Module):
         self._check_features(plain)
         self._check_map(mask, plain.shape[0], "mask")
         coverage = _area_resize(mask.to(plain.dtype), self.config.feature_size).flatten(1)
-        return F.normalize(plain.flatten(2), dim=1), coverage
+        return F.normalize(plain[:, :POOL4_CHANNELS].flatten(2), dim=1), coverage
 
     def matching(self, pool4: Tensor, reference: Reference) -> Tensor:
         """[B, 2, s, s]: for each cell, the mean of its k highest cosine similarities to the
@@ -167,34 +186,37 @@ class LocalModel(nn.Module):
         side = self.config.feature_size
         return torch.stack(channels, dim=1).reshape(pool4.shape[0], 2, side, side)
 
-    def step_from_features_logits(self, pool4: Tensor, state: LocalState, prior: Tensor | None = None,
+    def step_from_features_logits(self, features: Tensor, state: LocalState, prior: Tensor | None = None,
                                   reference: Reference | None = None) -> tuple[Tensor, LocalState]:
-        """pool4 [B, 512, S/16, S/16] and state -> (pre-sigmoid map [B, 1, S, S], new state).
+        """Features [B, feature_channels, S/16, S/16] (`features`) and state -> (pre-sigmoid map
+        [B, 1, S, S], new state).
 
         `prior`: the previous map cropped by this ROI, [B, 1, S, S] in [0, 1]; `reference`: the
         first ROI's (`reference`); each required exactly when the configuration uses it.
         """
-        self._check_features(pool4)
-        features = self.fcnn[0](pool4)
+        self._check_features(features)
+        pool4, folded_pool3 = features[:, :POOL4_CHANNELS], features[:, POOL4_CHANNELS:]
+        f = self.fcnn[0](pool4)
         if self.match_fcnn is not None:
             if reference is None:
                 raise ValueError("this local model matches cells to the first frame (first_frame_matching = "
                                  f"{self.config.first_frame_matching}): pass reference = model.reference(...)")
-            features = features + self.match_fcnn(self.matching(pool4, reference).to(features.dtype))
+            f = f + self.match_fcnn(self.matching(pool4, reference).to(f.dtype))
         elif reference is not None:
             raise ValueError("this local model does no first-frame matching; do not pass a reference")
         if self.prior_fcnn is not None:
             prior = self._check_prior(prior, pool4.shape[0])
-            features = features + self.prior_fcnn(_area_resize(prior, self.config.feature_size).to(features.dtype))
+            f = f + self.prior_fcnn(_area_resize(prior, self.config.feature_size).to(f.dtype))
         elif prior is not None:
             raise ValueError("this local model has no previous-map prior (previous_map_prior = 'none'); "
                              "do not pass one")
-        hidden, state = self.lstm(self.fcnn[1:](features), state)
-        return self._decode(hidden, prior), state
+        hidden, state = self.lstm(self.fcnn[1:](f), state)
+        pool3 = F.pixel_shuffle(folded_pool3, 2) if self.pool3_decoder is not None else None
+        return self._decode(hidden, prior, pool3), state
 
-    def step_from_features(self, pool4: Tensor, state: LocalState, prior: Tensor | None = None,
+    def step_from_features(self, features: Tensor, state: LocalState, prior: Tensor | None = None,
                            reference: Reference | None = None) -> tuple[Tensor, LocalState]:
-        logits, state = self.step_from_features_logits(pool4, state, prior, reference)
+        logits, state = self.step_from_features_logits(features, state, prior, reference)
         return torch.sigmoid(logits.float()), state  # fp32 maps even under bf16 / fp16 autocast
 
     def step_logits(self, image: Tensor, state: LocalState, prior: Tensor | None = None,
@@ -208,11 +230,15 @@ class LocalModel(nn.Module):
         logits, state = self.step_logits(image, state, prior, reference)
         return torch.sigmoid(logits.float()), state  # fp32 maps even under bf16 / fp16 autocast
 
-    def _decode(self, hidden: Tensor, prior: Tensor | None) -> Tensor:
-        if self.prior_decoder is None:
+    def _decode(self, hidden: Tensor, prior: Tensor | None, pool3: Tensor | None) -> Tensor:
+        if self.prior_decoder is None and self.pool3_decoder is None:
             return self.decoder(hidden)
-        x = self.decoder[:4](hidden)  # two stride-2 layers with their leaky ReLUs: S/16 -> S/4
-        x = x + self.prior_decoder(_area_resize(prior, x.shape[-1]).to(x.dtype))
+        x = self.decoder[:2](hidden)  # the first stride-2 layer and its leaky ReLU: S/16 -> S/8
+        if self.pool3_decoder is not None:
+            x = x + self.pool3_decoder(F.normalize(pool3, dim=1).mul(POOL3_CHANNELS ** 0.5).to(x.dtype))
+        x = self.decoder[2:4](x)  # S/8 -> S/4
+        if self.prior_decoder is not None:
+            x = x + self.prior_decoder(_area_resize(prior, x.shape[-1]).to(x.dtype))
         return self.decoder[4:](x)
 
     # -------------------------------------------------------------- checks
@@ -235,11 +261,12 @@ class LocalModel(nn.Module):
         self._check_map(prior, batch, "prior")
         return prior
 
-    def _check_features(self, pool4: Tensor) -> None:
-        side = self.config.feature_size
-        if pool4.dim() != 4 or tuple(pool4.shape[1:]) != (POOL4_CHANNELS, side, side):
-            raise ValueError(f"LocalModel expects pool4 features [B, {POOL4_CHANNELS}, {side}, {side}], "
-                             f"got {tuple(pool4.shape)}")
+    def _check_features(self, features: Tensor) -> None:
+        side, channels = self.config.feature_size, self.feature_channels
+        if features.dim() != 4 or tuple(features.shape[1:]) != (channels, side, side):
+            what = "pool4 and folded pool3" if self.config.pool3_skip else "pool4"
+            raise ValueError(f"LocalModel expects {what} features [B, {channels}, {side}, {side}], "
+                             f"got {tuple(features.shape)}")
 
 
 def _zero_conv(inputs: int, outputs: int, kernel: int) -> nn.Conv2d:

@@ -10,8 +10,9 @@ and the cache is optional.
 Layout of a cache folder (numpy .npy files, memory-mapped when read, so DataLoader workers
 and several epochs share the page cache):
 
-    plain.npy   float16 [N, T + 1, 512, s, s]  pool4 of every clip frame (s = 224 / 16)
-    masked.npy  float16 [N, 512, s, s]         pool4 of frame 0 with the dilated mask before pool1
+    plain.npy   float16 [N, T + 1, C, s, s]    features of every clip frame (s = 224 / 16): pool4,
+                                               C = 512, or with pool3 folded in (`LocalModel.features`)
+    masked.npy  float16 [N, C, s, s]           frame 0's, with the dilated mask before pool1
     masks.npy   uint8   [N, T + 1, 1, 224, 224] ROI ground truth, coverage * 255
     placement.npy float32 [N, T + 1, 3]        where each clip frame's ROI lies (for priors)
     meta.json   written last: a folder without it is incomplete and is rebuilt
@@ -43,6 +44,8 @@ FLOAT16_MAX = float(torch.finfo(torch.float16).max)
 FORMAT = "pixtrack-feature-cache"
 VERSION = 2
 PARTS = ("plain", "masked", "masks", "placement")
+POOL4_CHANNELS = 512
+"""Feature channels of a cache whose meta.json predates the `channels` key."""
 
 
 class FeatureCache(Dataset):
@@ -113,14 +116,17 @@ def build_feature_cache(
     """
     if views < 1:
         raise ValueError(f"views must be >= 1, got {views}")
-    if folder is not None and read_meta(folder) is not None:
-        return FeatureCache.open(folder)
+    channels = model.feature_channels
+    if folder is not None and (meta := read_meta(folder)) is not None:
+        if meta.get("channels", POOL4_CHANNELS) == channels:
+            return FeatureCache.open(folder)
+        shutil.rmtree(folder)  # another model's features (e.g. without pool3): rebuild for this one
     device = torch.device(device)
     count, frames = views * len(dataset), dataset.config.frames
     side, size = model.config.feature_size, model.config.roi_size
     shapes = {
-        "plain": ((count, frames + 1, 512, side, side), np.float16),
-        "masked": ((count, 512, side, side), np.float16),
+        "plain": ((count, frames + 1, channels, side, side), np.float16),
+        "masked": ((count, channels, side, side), np.float16),
         "masks": ((count, frames + 1, 1, size, size), np.uint8),
         "placement": ((count, frames + 1, 3), np.float32),
     }
@@ -150,7 +156,7 @@ def build_feature_cache(
             plain = torch.cat((plain0[:, None], rest), dim=1)
             largest = float(torch.maximum(plain.abs().amax(), masked.abs().amax()))
             if not largest <= FLOAT16_MAX:
-                raise ValueError(f"pool4 features reach {largest:g}, beyond float16's range: cannot cache them")
+                raise ValueError(f"backbone features reach {largest:g}, beyond float16's range: cannot cache them")
             span = slice(written, written + n)
             arrays["plain"][span] = plain.to(torch.float16).cpu().numpy()
             arrays["masked"][span] = masked.to(torch.float16).cpu().numpy()
@@ -165,7 +171,7 @@ def build_feature_cache(
         array.flush()
     del arrays
     meta = {"format": FORMAT, "version": VERSION, "clips": count, "frames": frames, "views": views,
-            "seed": dataset.seed}
+            "seed": dataset.seed, "channels": channels}
     (building / "meta.json").write_text(json.dumps(meta, indent=1))
     publish(building, folder)
     return FeatureCache.open(folder)
@@ -204,13 +210,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def share_feature_cache(source: str | os.PathLike, target: str | os.PathLike) -> bool:
+def share_feature_cache(source: str | os.PathLike, target: str | os.PathLike, channels: int = POOL4_CHANNELS) -> bool:
     """Give `target` the complete cache in `source` (hard links where the file system allows,
     copies elsewhere), so that runs training other heads on the same clips pay the backbone
-    once. False, and nothing written, where `source` holds no complete cache or `target`
-    already holds one. Only for runs whose clips, seed and backbone inputs are the same."""
+    once. False, and nothing written, where `source` holds no complete cache of features with
+    `channels` channels or `target` already holds one. Only for runs whose clips, seed and
+    backbone inputs are the same."""
     source, target = Path(source), Path(target)
-    if read_meta(source) is None or read_meta(target) is not None:
+    meta = read_meta(source)
+    if meta is None or meta.get("channels", POOL4_CHANNELS) != channels or read_meta(target) is not None:
         return False
     if target.exists():
         shutil.rmtree(target)

@@ -138,6 +138,9 @@ class IterativeRun:
         self.feature_cache = runtime.device.type == "cpu" if feature_cache is None else feature_cache
         self._backbone = backbone
         self.feature_store = None if feature_store is None else Path(feature_store)
+        if self.feature_store is not None and self.model_config.local.pool3_skip:
+            raise ValueError(f"configuration {settings.config!r} has the pool3 decoder skip, and the frame store "
+                             "(--feature-store) keeps pool4 only: train it on the clip cache (without --feature-store)")
         self._stores = None
         self._boxes = None
         self._maps = None
