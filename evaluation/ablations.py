@@ -487,7 +487,7 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
         cache = folder / "cache" / "local"
         channels = feature_channels(models[name].local)
         first_cache = first_caches.setdefault(channels, cache)
-        if first_cache != cache and share_feature_cache(first_cache, cache, channels):
+        if first_cache != cache and share_feature_cache(first_cache, cache):
             setup.say(f"[{name}] reusing the cached clips of {first_cache.parent.parent.name}")
         job = IterativeRun(folder, setup.train, settings, setup.runtime, workers=args.workers,
                            feature_cache=setup.feature_cache, keep_cache=True, backbone=setup.backbone,

@@ -221,8 +221,7 @@ def test_options_ablation_trains_each_configuration_on_one_set_of_clips(dataset,
     shared = []
     original = feature_cache.share_feature_cache
     monkeypatch.setattr(feature_cache, "share_feature_cache",
-                        lambda source, target, *rest: shared.append((source.parent.parent.name,
-                                                                     original(source, target, *rest)))
+                        lambda source, target: shared.append((source.parent.parent.name, original(source, target)))
                         or shared[-1][1])
     sequences, folds = dataset
     two_stage, _ = checkpoints

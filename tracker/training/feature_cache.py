@@ -38,14 +38,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from tracker.local_model import POOL4_CHANNELS
 from tracker.training.samples import LocalClipDataset
 
 FLOAT16_MAX = float(torch.finfo(torch.float16).max)
 FORMAT = "pixtrack-feature-cache"
 VERSION = 2
 PARTS = ("plain", "masked", "masks", "placement")
-POOL4_CHANNELS = 512
-"""Feature channels of a cache whose meta.json predates the `channels` key."""
 
 
 class FeatureCache(Dataset):
@@ -118,7 +117,7 @@ def build_feature_cache(
         raise ValueError(f"views must be >= 1, got {views}")
     channels = model.feature_channels
     if folder is not None and (meta := read_meta(folder)) is not None:
-        if meta.get("channels", POOL4_CHANNELS) == channels:
+        if meta.get("channels", POOL4_CHANNELS) == channels:  # caches without the key hold pool4
             return FeatureCache.open(folder)
         shutil.rmtree(folder)  # another model's features (e.g. without pool3): rebuild for this one
     device = torch.device(device)
@@ -210,15 +209,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def share_feature_cache(source: str | os.PathLike, target: str | os.PathLike, channels: int = POOL4_CHANNELS) -> bool:
+def share_feature_cache(source: str | os.PathLike, target: str | os.PathLike) -> bool:
     """Give `target` the complete cache in `source` (hard links where the file system allows,
     copies elsewhere), so that runs training other heads on the same clips pay the backbone
-    once. False, and nothing written, where `source` holds no complete cache of features with
-    `channels` channels or `target` already holds one. Only for runs whose clips, seed and
-    backbone inputs are the same."""
+    once. False, and nothing written, where `source` holds no complete cache or `target`
+    already holds one. Only for runs whose clips, seed, backbone inputs and features (pool4,
+    or with pool3) are the same."""
     source, target = Path(source), Path(target)
-    meta = read_meta(source)
-    if meta is None or meta.get("channels", POOL4_CHANNELS) != channels or read_meta(target) is not None:
+    if read_meta(source) is None or read_meta(target) is not None:
         return False
     if target.exists():
         shutil.rmtree(target)
