@@ -467,7 +467,7 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
     from evaluation.running import RegisteredFactory
     from tracker.config import get_config
     from tracker.local_model import feature_channels
-    from tracker.training.feature_cache import share_feature_cache
+    from tracker.training.feature_cache import read_meta, share_feature_cache
     from tracker.training.iterative import IterativeRun
 
     configs = [name for value in args.configs for name in value.split(",") if name]
@@ -480,21 +480,26 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
     setup = training_setup(args, backbone, "options")
     checkpoints: dict[str, Path] = {}
     seconds: dict[str, float] = {}
-    first_caches: dict[int, Path] = {}  # by feature channels: pool4 alone, or with pool3 folded in
+    # A complete cache of each kind of features (pool4 alone, or with pool3 folded in), once
+    # one row has built it: rows trained by an earlier run left none, so the first row of this
+    # run to need the backbone builds it and the rows after it share it.
+    built_caches: dict[int, Path] = {}
     for name in configs:
         settings = dataclasses.replace(setup.base, config=name)
         folder = out / "train" / name
         cache = folder / "cache" / "local"
         channels = feature_channels(models[name].local)
-        first_cache = first_caches.setdefault(channels, cache)
-        if first_cache != cache and share_feature_cache(first_cache, cache):
-            setup.say(f"[{name}] reusing the cached clips of {first_cache.parent.parent.name}")
+        source = built_caches.get(channels)
+        if source is not None and share_feature_cache(source, cache):
+            setup.say(f"[{name}] reusing the cached clips of {source.parent.parent.name}")
         job = IterativeRun(folder, setup.train, settings, setup.runtime, workers=args.workers,
                            feature_cache=setup.feature_cache, keep_cache=True, backbone=setup.backbone,
                            progress=not args.quiet, say=setup.say, feature_store=args.feature_store)
         timing = folder / "train-seconds.json"
         started = time.perf_counter()
         job.run_stages(["local"], "run-local")
+        if read_meta(cache) is not None:
+            built_caches.setdefault(channels, cache)
         if not timing.is_file():
             timing.write_text(json.dumps({"seconds": time.perf_counter() - started,
                                           "threads": torch.get_num_threads()}) + "\n")

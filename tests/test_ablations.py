@@ -256,13 +256,19 @@ def test_options_ablation_trains_each_configuration_on_one_set_of_clips(dataset,
     assert main(argv, backbone=TinyBackbone()) == 0
     assert stamps == {n: (out / "train" / n / "local.safetensors").stat().st_mtime_ns for n in settings}
     assert _rows(out / "options_training.csv") == training
-    assert shared[1:] == [("lite", False)]  # no cache left to share: none was needed
+    assert shared == [("lite", True)]  # no cache left to share: none was needed
     # Tracked as pixtrack-plus too (fine-tuned on the first frame): more rows, nothing retrained.
     at, configs = argv.index("--trackers") + 1, argv.index("--configs") + 1
     tuned = [*argv[:configs], "lite", *argv[configs + 2:at], "pixtrack", "pixtrack-plus", *argv[at + 1:]]
     assert main(tuned, backbone=TinyBackbone()) == 0
     assert [r["tracker"] for r in _rows(out / "table3.csv")] == ["lite", "lite (tuned)"] * 2
     assert stamps == {n: (out / "train" / n / "local.safetensors").stat().st_mtime_ns for n in settings}
+    # Rows added later share one new cache: the first new row builds it, the next reuses it.
+    added = [*argv[:configs], "lite", "lite+align", "lite+prior-pool4", *argv[configs + 2:]]
+    assert main(added, backbone=TinyBackbone()) == 0
+    assert shared[1:] == [("lite+align", True)]
+    assert [r["configuration"] for r in _rows(out / "options_training.csv")] == ["lite", "lite+align",
+                                                                                "lite+prior-pool4"]
 
 
 @pytest.mark.parametrize("argv, message", [
