@@ -185,8 +185,10 @@ class Evaluation:
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}; known: {', '.join(PROTOCOLS)}")
-        if self.clips < 1 or self.clip_length < 1:
-            raise ValueError(f"--clips and --clip-length must be >= 1, got {self.clips} and {self.clip_length}")
+        if self.clips < 0 or self.clip_length < 1:
+            raise ValueError(f"--clips must be >= 0 and --clip-length >= 1, got {self.clips} and {self.clip_length}")
+        if self.clips == 0 and not self.lengths:
+            raise ValueError("--clips 0 leaves nothing to compare without --lengths")
         if any(length < 1 for length in self.lengths):
             raise ValueError(f"--lengths must be positive, got {list(self.lengths)}")
         if not self.thresholds or any(not 0.0 <= t <= 1.0 for t in self.thresholds):
@@ -205,7 +207,8 @@ def compare(
 ) -> str:
     """Every variant of `specs` on clips of `sequences` (and at `settings.lengths`): writes
     OUT/<name>.csv, OUT/<name>_roc.*, OUT/<name>_framewise_iou.* (and OUT/table<N>.csv/.tex,
-    OUT/table<N>_iou_over_time_L*.*), returns the Markdown."""
+    OUT/table<N>_iou_over_time_L*.*), returns the Markdown. No clips (`settings.clips` 0): the
+    length table alone, which a fine-tuned tracker gives far sooner (it fine-tunes at every clip)."""
     from evaluation.protocols import evaluate_clips, evaluate_lengths, sample_clips
     from evaluation.table_model import build_table
     from evaluation.table_render import clip_report, emit_table, plot_sequence_ious
@@ -216,13 +219,13 @@ def compare(
 
     labels = [spec.name for spec in specs]
     caption = warn_training_set(specs, sequences, f"{len(sequences)} held-out sequences")
-    clips = sample_clips(sequences, settings.clips, settings.clip_length, seed=settings.seed)
+    clips = sample_clips(sequences, settings.clips, settings.clip_length, seed=settings.seed) if settings.clips else []
     if settings.spread.spreads:
         from evaluation.parallel import fill_cache
         from evaluation.protocols import clip_requests, length_requests
 
         requests = length_requests(specs, sequences, settings.protocol, settings.lengths) if settings.lengths else []
-        requests += clip_requests(specs, clips, settings.protocol)
+        requests += clip_requests(specs, clips, settings.protocol) if clips else []
         report = fill_cache(requests, specs, sequences, cache, dataset_key, settings.spread, settings.device,
                             progress=settings.progress)
         if settings.spread.shard is not None:
@@ -238,6 +241,8 @@ def compare(
         table.title = f"{title}: {table.title}"
         outputs.append(emit_table(table, scores, out, caption))
         plot_sequence_ious(scores, table.number, max(settings.lengths), settings.thresholds[0], out)
+    if not clips:
+        return "\n\n".join(outputs)
     results = evaluate_clips(specs, sequences, clips, settings.protocol, settings.thresholds, cache, dataset_key,
                              device=settings.device, progress=settings.progress)
     heading = (f"**{title}**: pixel ROC AUC and mean IoU over {len(clips)} clips of {settings.clip_length} frames "
@@ -540,7 +545,8 @@ def _evaluation_arguments(parser: argparse.ArgumentParser, lengths: Seq[int]) ->
     group.add_argument("--thresholds", nargs="+", type=float, default=list(PAPER_THRESHOLDS),
                        help="mask thresholds of the IoUs (default: %(default)s)")
     group.add_argument("--clips", type=int, default=DEFAULT_CLIPS,
-                       help="random clips for the ROC and framewise IoU (default: %(default)s; the paper: 1200)")
+                       help="random clips for the ROC and framewise IoU (default: %(default)s; the paper: 1200; "
+                            "0: none, the length table alone)")
     group.add_argument("--clip-length", type=int, default=CLIP_LENGTH,
                        help="frames a clip scores after its initial one (default: %(default)s)")
     group.add_argument("--lengths", nargs="*", type=int, default=list(lengths),

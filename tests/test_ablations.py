@@ -160,6 +160,16 @@ def test_trackers_ablation_end_to_end(dataset, checkpoints, tmp_path, capsys):
     assert (out / "table3.tex").is_file()
     _assert_plots(out, "table3_iou_over_time_L5")
     assert "| threshold 0.4 | 3 | 5 |" in captured.out
+    # --clips 0: the length table alone, the same rows from the same runs; no clip outputs.
+    alone = tmp_path / "lengths-alone"
+    code = main(["trackers", "--dataset", str(sequences), "--folds", str(folds), "--fold", "1",
+                 "--checkpoint", f"two-stage={two_stage}", "--checkpoint", f"fcn={fcn}", "--fcn-iterations", "1",
+                 "--lengths", "3", "5", "--out", str(alone), "--cache", str(out / "cache"),
+                 *CLIPS[:1], "0", *CLIPS[2:], *DPI], backbone=TinyBackbone())
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert _rows(alone / "table3.csv") == table
+    assert not (alone / "trackers.csv").exists() and "ROC AUC" not in captured.out
 
 
 @pytest.mark.slow
@@ -281,6 +291,7 @@ def test_options_ablation_trains_each_configuration_on_one_set_of_clips(dataset,
      "/nonexistent.safetensors"),
     (["trackers", "--dataset", "{sequences}", "--folds", "{folds}", "--out", "{out}"], "--folds and --fold"),
     (["trackers", "--dataset", "{sequences}", "--trackers", "siamese", "--out", "{out}"], "siamese"),
+    (["trackers", "--dataset", "{sequences}", "--out", "{out}", "--clips", "0", "--lengths"], "--clips 0"),
     (["options", "--dataset", "{sequences}", "--folds", "{folds}", "--fold", "0", "--out", "{out}",
       "--global-from", "/nonexistent.safetensors", "--configs", "lite", "huge"], "unknown model configuration 'huge'"),
 ])
