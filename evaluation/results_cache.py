@@ -158,12 +158,41 @@ def checkpoint_id(checkpoint: str | os.PathLike | None) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _checkpoint_ids:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _checkpoint_ids[key] = f"{_safe(path.stem)}-{digest.hexdigest()[:12]}"
+        _checkpoint_ids[key] = f"{_safe(path.stem)}-{_content_digest(path)[:12]}"
     return _checkpoint_ids[key]
+
+
+def _content_digest(path: Path) -> str:
+    """SHA-256 of a checkpoint's content. A safetensors file's JSON header is hashed with its
+    keys sorted: safetensors writes the metadata in a different order in every process, so the
+    same model saved twice (an ablation assembling its rows again) would otherwise get two
+    ids and retire its runs. Any other file: its bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        header = _safetensors_header(handle)
+        if header is not None:
+            digest.update(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
+        else:
+            handle.seek(0)
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _safetensors_header(handle) -> dict | None:
+    """The parsed header of a safetensors file (its first 8 bytes give the header's length),
+    leaving `handle` at the tensor data; None where the file is not one."""
+    size = handle.read(8)
+    if len(size) < 8:
+        return None
+    length = int.from_bytes(size, "little")
+    if not 2 <= length <= 100_000_000:
+        return None
+    try:
+        header = json.loads(handle.read(length))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return header if isinstance(header, dict) else None
 
 
 def dataset_id(root: str | os.PathLike) -> str:

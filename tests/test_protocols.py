@@ -472,3 +472,31 @@ def test_default_checkpoint_id_follows_the_shipped_checkpoints(tmp_path, monkeyp
     assert checkpoint_id(tmp_path / "two-stage-lite.safetensors").startswith("two-stage-lite-")
     with pytest.raises(FileNotFoundError, match="nope.safetensors"):
         checkpoint_id(tmp_path / "nope.safetensors")
+
+
+def test_checkpoint_id_is_the_content_whatever_order_safetensors_wrote_the_metadata_in(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from evaluation.results_cache import checkpoint_id
+
+    def written(name: str, metadata: dict, header_order=None, values=(0.0, 1.0)):
+        path = tmp_path / name
+        path.parent.mkdir()
+        save_file({"w": torch.tensor(values)}, str(path), metadata=metadata)
+        if header_order is not None:  # the same header, its metadata in another order
+            raw = path.read_bytes()
+            length = int.from_bytes(raw[:8], "little")
+            header = json.loads(raw[8:8 + length])
+            header["__metadata__"] = {key: header["__metadata__"][key] for key in header_order}
+            text = json.dumps(header, separators=(",", ":")).encode().ljust(length)
+            path.write_bytes(raw[:8] + text + raw[8 + length:])
+        return path
+
+    metadata = {"kind": "two-stage", "settings": "{}", "trained_by": "test"}
+    one = written("a/model.safetensors", metadata, header_order=["kind", "settings", "trained_by"])
+    other = written("b/model.safetensors", metadata, header_order=["trained_by", "kind", "settings"])
+    assert one.read_bytes() != other.read_bytes()
+    assert checkpoint_id(one) == checkpoint_id(other)
+    assert checkpoint_id(written("c/model.safetensors", metadata, values=(0.0, 2.0))) != checkpoint_id(one)
+    assert checkpoint_id(written("d/model.safetensors", {**metadata, "kind": "fcn"})) != checkpoint_id(one)
