@@ -19,6 +19,8 @@ import multiprocessing
 import os
 import pickle
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from collections.abc import Sequence as Seq
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -165,7 +167,8 @@ def fill_cache(
         queue = context.Queue()
         for number in range(workers):
             queue.put(spread.devices[number % len(spread.devices)] if spread.devices else device)
-        initargs = (list(specs), list(sequences), str(cache.root), dataset, spread.worker_threads(), queue, refresh)
+        initargs = (list(specs), list(sequences), str(cache.root), dataset, spread.worker_threads(), queue, refresh,
+                    os.getpid())
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs) as pool:
             futures = {pool.submit(_worker_track, request): request for request in missing}
             for future in as_completed(futures):
@@ -225,10 +228,25 @@ _WORKER: dict[str, object] = {}
 
 
 def _start_worker(specs: list[TrackerSpec], sequences: list[SequenceLike], cache_root: str, dataset: str,
-                  threads: int, devices, refresh: bool) -> None:
+                  threads: int, devices, refresh: bool, parent: int) -> None:
+    exit_with_parent(parent)
     torch.set_num_threads(threads)
     _WORKER.update(specs={spec.name: spec for spec in specs}, sequences={s.name: s for s in sequences},
                    cache=RunCache(Path(cache_root)), dataset=dataset, device=devices.get(), refresh=refresh)
+
+
+def exit_with_parent(parent: int, every: float = 2.0) -> None:
+    """End this worker process once `parent` (the process id of the command that started it) is
+    gone, even before this runs. A command killed by a signal (SIGTERM, SIGKILL) shuts no pool
+    down, and its workers would go on tracking the runs already handed to them, for nobody, on
+    cores a new command needs; the runs they finished are in the cache either way."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _worker_track(request: RunRequest) -> str | None:

@@ -129,3 +129,48 @@ def test_a_bad_shard_is_refused_naming_it(text):
 def test_spreading_without_a_cache_is_refused():
     with pytest.raises(ValueError, match="drop --no-cache"):
         fill_cache([], [], [], RunCache(None), "d", Spread(workers=2))
+
+
+PARENT_THAT_DIES = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from evaluation.parallel import exit_with_parent
+
+def wait(_):
+    time.sleep(60)
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(1, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(), 0.1))
+    pool.submit(wait, None)
+    while not pool._processes:
+        time.sleep(0.05)
+    print(next(iter(pool._processes)), flush=True)
+    os._exit(0)  # as a killed command: no pool shutdown, the worker perhaps not even started yet
+"""
+
+
+def test_a_worker_ends_when_the_command_that_started_it_is_killed(tmp_path):
+    import os
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT_THAT_DIES)
+    root = Path(__file__).resolve().parents[1]
+    output = tmp_path / "worker.txt"  # not a pipe: the worker would hold it open
+    with open(output, "w") as handle:
+        subprocess.run([sys.executable, str(script)], stdout=handle, timeout=60, cwd=root,
+                       env={**os.environ, "PYTHONPATH": str(root)}, check=True)
+    worker = int(output.read_text().split()[0])
+
+    def alive() -> bool:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return False
+        return Path(f"/proc/{worker}/stat").is_file() and Path(f"/proc/{worker}/stat").read_text().split()[2] != "Z"
+
+    deadline = time.monotonic() + 40  # its task would sleep 60 s; starting it may take seconds
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive()
