@@ -225,7 +225,7 @@ def compare(
         from evaluation.protocols import clip_requests, length_requests
 
         requests = length_requests(specs, sequences, settings.protocol, settings.lengths) if settings.lengths else []
-        requests += clip_requests(specs, clips, settings.protocol) if clips else []
+        requests += clip_requests(specs, clips, settings.protocol)
         report = fill_cache(requests, specs, sequences, cache, dataset_key, settings.spread, settings.device,
                             progress=settings.progress)
         if settings.spread.shard is not None:

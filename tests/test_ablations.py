@@ -165,7 +165,7 @@ def test_trackers_ablation_end_to_end(dataset, checkpoints, tmp_path, capsys):
     code = main(["trackers", "--dataset", str(sequences), "--folds", str(folds), "--fold", "1",
                  "--checkpoint", f"two-stage={two_stage}", "--checkpoint", f"fcn={fcn}", "--fcn-iterations", "1",
                  "--lengths", "3", "5", "--out", str(alone), "--cache", str(out / "cache"),
-                 *CLIPS[:1], "0", *CLIPS[2:], *DPI], backbone=TinyBackbone())
+                 "--clips", "0", *CLIPS[2:], *DPI], backbone=TinyBackbone())
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert _rows(alone / "table3.csv") == table
