@@ -88,7 +88,7 @@ def save_checkpoint(
     strings are stored as JSON. The file is written beside its final name and renamed, so an
     interrupted save never leaves a truncated checkpoint behind.
     """
-    from safetensors.torch import save_file
+    from tracker.safetensors_io import save_canonical
 
     path = Path(path)
     if kind not in KIND_PREFIXES:
@@ -120,7 +120,7 @@ def save_checkpoint(
         metadata[str(key)] = value if isinstance(value, str) else json.dumps(value)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(partial), metadata=metadata)
+    save_canonical(tensors, partial, metadata)
     os.replace(partial, path)
     return path
 

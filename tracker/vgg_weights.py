@@ -274,14 +274,14 @@ def _read_source(source: str, file: str | os.PathLike | None) -> tuple[dict[str,
 
 
 def _write_cache(path: Path, tensors: dict[str, Tensor], convention: InputConvention, source: str, origin: str) -> None:
-    from safetensors.torch import save_file
+    from tracker.safetensors_io import save_canonical
 
     check_tensors(tensors, origin)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "source": source, "origin": origin,
             **convention.to_metadata()}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    save_canonical({k: v.contiguous() for k, v in tensors.items()}, tmp, meta)
     os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
 
 

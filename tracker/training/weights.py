@@ -19,7 +19,7 @@ ROLES = ("local", "global")
 
 def save_model_weights(path: str | os.PathLike, module: nn.Module, config, role: str) -> Path:
     """Write `module`'s weights; `config` is the `ModelConfig` it was built from."""
-    from safetensors.torch import save_file
+    from tracker.safetensors_io import save_canonical
 
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
@@ -27,7 +27,7 @@ def save_model_weights(path: str | os.PathLike, module: nn.Module, config, role:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-    save_file(tensors, str(partial), metadata={"role": role, "config": json.dumps(config.to_dict(), sort_keys=True)})
+    save_canonical(tensors, partial, {"role": role, "config": json.dumps(config.to_dict(), sort_keys=True)})
     os.replace(partial, path)
     return path
 
