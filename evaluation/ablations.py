@@ -5,6 +5,8 @@ CSV in --out) and plots (ROC curves with the AUC, framewise IoU curves; PNG and 
         [pixtrack train local's options: --config, --local-iterations, --clip-frames, ...]
     python -m evaluation.ablations synthesis --dataset DIR --folds F --fold I --out DIR --synthesize N
         [--synthesize-frames F --synthesize-seed S, pixtrack train local's options]
+    python -m evaluation.ablations engine --dataset DIR --folds F --fold I --out DIR --feature-store DIR
+        --synthesize N [--parts cached store synthesis store+synthesis, pixtrack train local's options]
     python -m evaluation.ablations trackers --dataset DIR [--folds F --fold I] --out DIR
         --checkpoint pixtrack=PATH --checkpoint pixtrack-fcn=PATH [--checkpoint pixtrack-1stage=PATH]
     python -m evaluation.ablations memory --dataset DIR [--folds F --fold I] --out DIR
@@ -21,6 +23,10 @@ CSV in --out) and plots (ROC curves with the AUC, framewise IoU curves; PNG and 
 - synthesis (the data engine, issue 16): the same, the variants a local model trained on the
   training sequences' clips and one trained on them plus --synthesize N clips synthesised from
   their annotated frames (`tracker.data.video_synthesis`; never from held-out sequences).
+- engine (issue 16): each part of the data engine alone and together, one row each: cached
+  clips (as the recipes train), clips cut from the full-frame feature store (--feature-store),
+  cached clips plus --synthesize N synthesised ones, and store-fed clips of both (--parts picks
+  rows; a synthesis ablation's rows in the same OUT are reused), each row's training time beside it.
 - trackers (Table 3): 2-stage vs 1-stage vs FCN under full tracking for given checkpoints
   (a k-fold map `NAME=folds.json` as `python -m evaluation.tables` takes; the 1-stage reads the
   two-stage checkpoint unless given its own), over --lengths, plus the ROC and framewise IoU
@@ -61,13 +67,16 @@ from torch import Tensor, nn
 from evaluation.parallel import Spread, spread_arguments, spread_from
 from evaluation.protocols import CLIP_LENGTH, GT_ROI, PAPER_LENGTHS, PAPER_THRESHOLDS, PROTOCOLS, TRACKING, TrackerSpec
 
-ABLATIONS = ("insertion", "synthesis", "trackers", "memory", "options")
+ABLATIONS = ("insertion", "synthesis", "engine", "trackers", "memory", "options")
 OPTION_CONFIGS = ("lite", "lite+prior-pool4", "lite+prior", "lite+align", "lite+match", "lite+pool3", "lite+all")
 """The options ablation's default rows: Table 1's local model, each option beyond it alone,
 and together (tracker.config)."""
 OPTION_TRACKERS = {"pixtrack": "", "pixtrack-plus": " (tuned)"}
 """How the options ablation tracks with each configuration's checkpoint -> its rows' label suffix."""
 INSERTION_VARIANTS = {"with insertion": True, "without insertion": False}
+# The data engine's parts (issue 16), alone and together; "synthesis" is the synthesis
+# ablation's second row, so the two ablations share their trained rows in one OUT.
+ENGINE_PARTS = ("cached", "store", "synthesis", "store+synthesis")
 MEMORY_VARIANTS = ("learned init", "zero init")
 TRACKER_NAMES = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn")
 """The trackers ablation's default rows (any registered name or alias may be given)."""
@@ -351,21 +360,65 @@ def training_setup(args: argparse.Namespace, backbone: nn.Module | None, what: s
 
 
 def _local_variants(args: argparse.Namespace, setup: TrainingSetup,
-                    variants: Mapping[str, tuple[Any, Seq[Any]]]) -> dict[str, Path]:
+                    variants: Mapping[str, tuple[Any, Seq[Any]]],
+                    stores: Mapping[str, str | None] | None = None) -> dict[str, Path]:
     """Train one local model a variant (label -> (IterativeSettings, training sequences)),
-    each with `pixtrack train local`'s machinery into OUT/train/<label> (resumable)."""
+    each with `pixtrack train local`'s machinery into OUT/train/<label> (resumable), fed from
+    the feature store `stores[label]` (default: --feature-store, if any)."""
     from tracker.training.iterative import IterativeRun
 
     weights: dict[str, Path] = {}
     for label, (settings, train) in variants.items():
         folder = Path(args.out) / "train" / label.replace(" ", "-")
+        store = args.feature_store if stores is None else stores[label]
         setup.say(f"[{label}] training a local model on {len(train)} sequences into {folder}")
         job = IterativeRun(folder, train, settings, setup.runtime, workers=args.workers,
                            feature_cache=setup.feature_cache, keep_cache=args.keep_cache, backbone=setup.backbone,
-                           progress=not args.quiet, say=setup.say, feature_store=args.feature_store)
-        job.run_stages(["local"], "run-local")
+                           progress=not args.quiet, say=setup.say, feature_store=store)
+        timed_training(folder, lambda: job.run_stages(["local"], "run-local"), job.output("local").is_file())
         weights[label] = job.output("local")
     return weights
+
+
+def timed_training(folder: Path, train: Callable[[], None], done: bool) -> dict[str, float] | None:
+    """Run `train` (unless `done`) and add what it cost to OUT/train/<row>/train-seconds.json:
+    wall seconds and CPU seconds (this process and its finished workers). A resumed row adds to
+    what its interrupted runs spent; CPU seconds do not count time a run was paused (SIGSTOP),
+    wall seconds do. Returns the record, None for a row finished before any was kept."""
+    import json
+    import os
+    import time
+
+    timing = folder / "train-seconds.json"
+    record = json.loads(timing.read_text()) if timing.is_file() else None
+    if done:
+        return record
+    record = record or {"seconds": 0.0, "cpu_seconds": 0.0}
+    wall, cpu = time.perf_counter(), os.times()
+    try:
+        train()
+    finally:
+        now = os.times()
+        record["seconds"] += time.perf_counter() - wall
+        record["cpu_seconds"] = record.get("cpu_seconds", 0.0) + sum(
+            getattr(now, field) - getattr(cpu, field) for field in ("user", "system", "children_user", "children_system"))
+        record["threads"] = torch.get_num_threads()
+        folder.mkdir(parents=True, exist_ok=True)
+        timing.write_text(json.dumps(record) + "\n")
+    return record
+
+
+def _training_rows(out: Path, name: str, rows: Mapping[str, Mapping[str, float] | None]) -> str:
+    """Each row's training time: Markdown, and OUT/<name>_training.csv."""
+    lines = ["| variant | training (min, wall) | CPU (min) |", "|---|---|---|"]
+    with open(out / f"{name}_training.csv", "w", encoding="utf-8") as handle:
+        handle.write("variant,training_seconds,cpu_seconds\n")
+        for label, record in rows.items():
+            wall = f"{record['seconds'] / 60:.1f}" if record else "not recorded"
+            cpu = f"{record['cpu_seconds'] / 60:.1f}" if record and "cpu_seconds" in record else "not recorded"
+            lines.append(f"| {label} | {wall} | {cpu} |")
+            handle.write(f"{label},{record['seconds'] if record else ''},{record.get('cpu_seconds', '') if record else ''}\n")
+    return "\n".join(lines)
 
 
 def _compare_local_models(args: argparse.Namespace, setup: TrainingSetup, weights: Mapping[str, Path], name: str,
@@ -406,6 +459,39 @@ def run_synthesis(args: argparse.Namespace, backbone: nn.Module | None = None) -
                 f"real + {args.synthesize} synthesised": (setup.base, training_data(args, held_out_names, args.synthesize))}
     return _compare_local_models(args, setup, _local_variants(args, setup, variants), "synthesis",
                                  "Video synthesis (local model)")
+
+
+def engine_label(part: str, synthesize: int) -> str:
+    """The row of `part` (one of ENGINE_PARTS): cached rows are labelled as the synthesis
+    ablation labels them, so one OUT shares their trained models."""
+    real = "real clips" if "synthesis" not in part else f"real + {synthesize} synthesised"
+    return f"store-fed {real}" if part.startswith("store") else real
+
+
+def run_engine(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
+    """The data engine's parts alone and together: local models trained alike on the training
+    sequences' cached clips (--views cached passes, the recipe as shipped), on clips cut anew
+    every epoch from the full-frame feature store (--feature-store DIR), on cached clips plus
+    --synthesize N synthesised ones, and on store-fed clips of both (--parts picks the rows);
+    then compared on held-out clips (Table 2 protocol), each row's training time beside it."""
+    parts = list(dict.fromkeys(args.parts))
+    if any(part.startswith("store") for part in parts) and args.feature_store is None:
+        raise ValueError("--parts store / store+synthesis train from the feature store: give --feature-store DIR")
+    if any("synthesis" in part for part in parts) and args.synthesize < 1:
+        raise ValueError(f"--parts synthesis / store+synthesis add --synthesize N >= 1 synthesised clips, "
+                         f"got {args.synthesize}")
+    setup = training_setup(args, backbone, "engine")
+    held_out_names = [sequence.name for sequence in setup.test]
+    synthesised = (training_data(args, held_out_names, args.synthesize)
+                   if any("synthesis" in part for part in parts) else None)
+    labels = {part: engine_label(part, args.synthesize) for part in parts}
+    variants = {labels[part]: (setup.base, synthesised if "synthesis" in part else setup.train) for part in parts}
+    stores = {labels[part]: args.feature_store if part.startswith("store") else None for part in parts}
+    weights = _local_variants(args, setup, variants, stores)
+    text = _compare_local_models(args, setup, weights, "engine", "The data engine's parts (local model)")
+    timings = {label: timed_training(Path(args.out) / "train" / label.replace(" ", "-"), lambda: None, True)
+               for label in weights}
+    return text + "\n\n" + _training_rows(Path(args.out), "engine", timings)
 
 
 def run_trackers(args: argparse.Namespace, backbone: nn.Module | None = None) -> str:
@@ -466,9 +552,6 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
     (--global-from), then Table 3 (full tracking) and pixel AUC on the held-out sequences, as
     `pixtrack` tracks (no fine-tuning) and as `pixtrack-plus` does (fine-tuned on the first
     frame; rows "(tuned)"); the training time of each row beside it."""
-    import json
-    import time
-
     from evaluation.running import RegisteredFactory
     from tracker.config import get_config
     from tracker.local_model import feature_channels
@@ -500,15 +583,10 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
         job = IterativeRun(folder, setup.train, settings, setup.runtime, workers=args.workers,
                            feature_cache=setup.feature_cache, keep_cache=True, backbone=setup.backbone,
                            progress=not args.quiet, say=setup.say, feature_store=args.feature_store)
-        timing = folder / "train-seconds.json"
-        started = time.perf_counter()
-        job.run_stages(["local"], "run-local")
+        record = timed_training(folder, lambda: job.run_stages(["local"], "run-local"), job.output("local").is_file())
         if read_meta(cache) is not None:
             built_caches.setdefault(channels, cache)
-        if not timing.is_file():
-            timing.write_text(json.dumps({"seconds": time.perf_counter() - started,
-                                          "threads": torch.get_num_threads()}) + "\n")
-        seconds[name] = json.loads(timing.read_text())["seconds"]
+        seconds[name] = record["seconds"] if record else float("nan")
         job.adopt_global(args.global_from)
         checkpoints[name] = job.assemble("local", "global", "evaluation.ablations options")
     if not args.keep_cache:
@@ -535,7 +613,7 @@ def run_options(args: argparse.Namespace, backbone: nn.Module | None = None) -> 
     return text + "\n\n" + "\n".join(rows)
 
 
-RUNNERS: Mapping[str, Callable[..., str]] = {"insertion": run_insertion, "synthesis": run_synthesis,
+RUNNERS: Mapping[str, Callable[..., str]] = {"insertion": run_insertion, "synthesis": run_synthesis, "engine": run_engine,
                                              "trackers": run_trackers, "memory": run_memory, "options": run_options}
 
 
@@ -594,6 +672,18 @@ def build_parser() -> argparse.ArgumentParser:
     data_arguments(synthesis, synthesize=True)
     run_arguments(synthesis)
     local_arguments(synthesis)
+
+    engine = sub.add_parser("engine", help="the data engine's parts: cached clips, feature store, synthesis, both",
+                            description=run_engine.__doc__)
+    _evaluation_arguments(engine, ())
+    engine.add_argument("--test", default=None, metavar="DIR",
+                        help="held-out sequences (instead of --folds/--fold); all of --dataset then trains")
+    engine.add_argument("--parts", nargs="+", choices=ENGINE_PARTS, default=list(ENGINE_PARTS),
+                        help="rows to train and compare (default: all); store rows need --feature-store DIR, "
+                             "synthesis rows --synthesize N")
+    data_arguments(engine, synthesize=True)
+    run_arguments(engine)
+    local_arguments(engine)
 
     trackers = sub.add_parser("trackers", help="Table 3: 2-stage vs 1-stage vs FCN for given checkpoints",
                               description=run_trackers.__doc__)

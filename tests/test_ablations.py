@@ -224,6 +224,43 @@ def test_synthesis_ablation_adds_only_synthesised_clips_of_the_training_sequence
 
 
 @pytest.mark.slow
+def test_engine_ablation_trains_each_part_alike_and_reuses_the_synthesis_rows(dataset, tmp_path, capsys):
+    sequences, folds = dataset
+    out, store = tmp_path / "engine", tmp_path / "store"
+    common = ["--dataset", str(sequences), "--folds", str(folds), "--fold", "0", "--out", str(out),
+              "--synthesize", "2", "--synthesize-frames", "6", "--config", "lite", "--threads", "1", "--workers", "0",
+              "--clip-frames", "3", "--clips-per-sequence", "1", "--views", "1", "--local-iterations", "2",
+              "--local-batch", "2", *CLIPS, *DPI]
+    # The synthesis ablation's two rows first: the engine ablation in the same OUT reuses them.
+    assert main(["synthesis", *common], backbone=TinyBackbone()) == 0
+    cached = {v: (out / "train" / v / "local.safetensors").stat().st_mtime_ns
+              for v in ("real-clips", "real-+-2-synthesised")}
+    capsys.readouterr()
+    assert main(["engine", *common, "--feature-store", str(store)], backbone=TinyBackbone()) == 0
+    captured = capsys.readouterr()
+    labels = ("real clips", "store-fed real clips", "real + 2 synthesised", "store-fed real + 2 synthesised")
+    _check_clip_table(out, "engine", labels, captured.out)
+    assert cached == {v: (out / "train" / v / "local.safetensors").stat().st_mtime_ns for v in cached}
+    manifests = {label: json.loads((out / "train" / label.replace(" ", "-") / "run-local.json").read_text())
+                 for label in labels}
+    # Trained alike but for the feature source: the store rows on the cached rows' sequences.
+    for real, fed in ((labels[0], labels[1]), (labels[2], labels[3])):
+        assert manifests[real] == manifests[fed]
+    train = sorted(json.loads(folds.read_text())["folds"][0]["train"])
+    assert manifests[labels[1]]["sequences"] == train and manifests[labels[3]]["sequences"] != train
+    # One store where --feature-store says, each sequence in it once: both store rows read the
+    # real sequences' features from the same folders.
+    assert sorted(p.name for p in store.iterdir()) == ["frames", "starts"]
+    (frames,) = (store / "frames").iterdir()
+    stored = sorted(p.name.rsplit("-", 1)[0] for p in frames.iterdir() if p.is_dir())
+    assert stored == sorted([*train, "synthesized-s0-00000", "synthesized-s0-00001"])
+    training = _rows(out / "engine_training.csv")
+    assert [r["variant"] for r in training] == list(labels)
+    assert all(float(r["training_seconds"]) > 0 and float(r["cpu_seconds"]) > 0 for r in training)
+    assert re.search(r"\| store-fed real clips \| \d+\.\d \| \d+\.\d \|", captured.out)
+
+
+@pytest.mark.slow
 def test_options_ablation_trains_each_configuration_on_one_set_of_clips(dataset, checkpoints, tmp_path, capsys,
                                                                          monkeypatch):
     from tracker.training import feature_cache
@@ -287,6 +324,10 @@ def test_options_ablation_trains_each_configuration_on_one_set_of_clips(dataset,
      "--no-insert"),
     (["synthesis", "--dataset", "{sequences}", "--folds", "{folds}", "--fold", "0", "--out", "{out}"],
      "--synthesize"),
+    (["engine", "--dataset", "{sequences}", "--folds", "{folds}", "--fold", "0", "--out", "{out}", "--parts", "store"],
+     "--feature-store DIR"),
+    (["engine", "--dataset", "{sequences}", "--folds", "{folds}", "--fold", "0", "--out", "{out}",
+      "--parts", "synthesis"], "--synthesize N >= 1"),
     (["memory", "--dataset", "{sequences}", "--checkpoint", "/nonexistent.safetensors", "--out", "{out}"],
      "/nonexistent.safetensors"),
     (["trackers", "--dataset", "{sequences}", "--folds", "{folds}", "--out", "{out}"], "--folds and --fold"),

@@ -84,13 +84,37 @@ def test_the_comparison_reports_cosines_near_one_for_that_backbone(tmp_path):
 def test_the_store_is_reused_and_refuses_another_backbone(tmp_path):
     sequence = linear_sequence()
     store = FrameFeatureStore.build(tmp_path / "store", [sequence], AveragePool16(), progress=False)
-    path = tmp_path / "store" / "linear" / f"level{min(store.levels['linear'])}.npy"
+    path = store.folders["linear"] / f"level{min(store.levels['linear'])}.npy"
     stamp = path.stat().st_mtime_ns
     again = FrameFeatureStore.build(tmp_path / "store", [sequence], AveragePool16(), progress=False)
     assert again.levels == store.levels and path.stat().st_mtime_ns == stamp  # nothing recomputed
     assert np.load(path, mmap_mode="r").dtype == np.float16
-    with pytest.raises(ValueError, match="other frames or another backbone"):
+    with pytest.raises(ValueError, match="another backbone"):
         FrameFeatureStore.build(tmp_path / "store", [sequence], AveragePool16(offset=1.0), progress=False)
+
+
+def test_sets_of_sequences_share_one_store_and_changed_frames_get_their_own_folder(tmp_path):
+    """The folds of a cross-validation draw overlapping sets from one dataset: a sequence is
+    computed once for all of them, and a sequence whose frames changed is computed anew."""
+    base = linear_sequence()
+    frames, masks = [base.frame(i) for i in range(len(base))], [base.mask(i) for i in range(len(base))]
+    first, second, third = (InMemorySequence(name, frames, masks) for name in ("a", "b", "c"))
+    folder = tmp_path / "store"
+    store = FrameFeatureStore.build(folder, [first, second], AveragePool16(), progress=False)
+    stamps = {path: path.stat().st_mtime_ns for path in store.folders["b"].glob("*.npy")}
+    other = FrameFeatureStore.build(folder, [second, third], AveragePool16(), progress=False)
+    assert sorted(other.levels) == ["b", "c"] and other.folders["b"] == store.folders["b"]
+    assert stamps == {path: path.stat().st_mtime_ns for path in store.folders["b"].glob("*.npy")}
+    box = torch.tensor([[125.0, 118.0, 112.0]])
+    torch.testing.assert_close(other.cut("b", 1, box), store.cut("b", 1, box))
+    changed = InMemorySequence("b", [frame // 2 for frame in frames], masks)
+    fresh = FrameFeatureStore.build(folder, [changed], AveragePool16(), progress=False)
+    assert fresh.folders["b"] != store.folders["b"]
+    assert not torch.allclose(fresh.cut("b", 1, box), store.cut("b", 1, box))
+    with pytest.raises(ValueError, match="two versions of 'b'"):
+        FrameFeatureStore.open(folder)
+    with pytest.raises(ValueError, match="named alike"):
+        FrameFeatureStore.build(folder, [first, InMemorySequence("a", frames, masks)], AveragePool16(), progress=False)
 
 
 def test_a_level_holds_the_frames_near_those_that_need_it():

@@ -55,6 +55,8 @@ def test_a_store_of_another_mask_dilation_is_refused(engine):
     other = LocalModel(dataclasses.replace(get_config("lite").local, mask_dilation=0), backbone=model.backbone)
     with pytest.raises(ValueError, match="another mask dilation"):
         ClipStartStore.build(root / "starts", sequences, other, progress=False)
+    with pytest.raises(ValueError, match="another least object size"):
+        ClipStartStore.build(root / "starts", sequences, model, min_object_pixels=10, progress=False)
 
 
 def test_items_are_cut_at_the_plans_rois_and_new_every_epoch(engine):
@@ -119,7 +121,6 @@ def test_a_training_run_with_a_feature_store_builds_it_once_and_trains_from_it(t
     built under DIR/<frames id> and a second run on the same sequences reuses them."""
     import dataclasses as dc
 
-    from tracker.training.frame_features import frames_id
     from tracker.training.hardware import Runtime
     from tracker.training.iterative import IterativeRun, IterativeSettings
     from tracker.training.loop import LoopConfig
@@ -134,6 +135,5 @@ def test_a_training_run_with_a_feature_store_builds_it_once_and_trains_from_it(t
                            backbone=TinyBackbone(), progress=False, feature_store=store)
         job.run_stages(["local"], "run-local")
         assert job.output("local").is_file() and not (tmp_path / run / "cache").exists()
-        root = store / frames_id(sequences)
-        stamps.append({path: path.stat().st_mtime_ns for path in root.rglob("*.npy")})
+        stamps.append({path: path.stat().st_mtime_ns for path in store.rglob("*.npy")})
     assert stamps[0] and stamps[0] == stamps[1]

@@ -12,17 +12,21 @@ How far a cut ROI is from the ROI cropped and passed through the backbone (paddi
 fields that see past the ROI, the grid's scale) is measured, not assumed: `compare_cut_to_crop`
 (cosine per pool4 cell), `pixtrack feature-store compare`.
 
-    <folder>/store.json                                  key (frames, backbone), frames a level
-    <folder>/<sequence>/level<k>.npy                     [frames at level k, 512, h_k, w_k] float16
-    <folder>/<sequence>/level<k>-origins.npy             [frames at level k, 2]: each window's first cell
+    <folder>/store.json                                  key (format, backbone)
+    <folder>/<sequence>-<frames id>/levels.json          its name, frames id, and the frames a level
+    <folder>/<sequence>-<frames id>/level<k>.npy         [frames at level k, 512, h_k, w_k] float16
+    <folder>/<sequence>-<frames id>/level<k>-origins.npy [frames at level k, 2]: each window's first cell
 
 A level holds only the frames whose ROIs read it, give or take `FRAME_REACH`
 (`frames_by_level`), and of each frame at most `WINDOW_CELLS` square around the object: a
 sequence whose object is small in a few frames pays for the high scales there, and there a
 window, not the whole frame enlarged.
 
-The key hashes the frames' paths, sizes and modification times and the backbone's weights: a
-store built from other frames or weights is refused, never silently reused.
+A store is keyed by the backbone's weights (a folder of another backbone is refused), and each
+sequence in it by its own frames (their paths, sizes and modification times: `frames_id`), so
+one store serves every set of training sequences drawn from a dataset (the five folds of a
+cross-validation, with and without synthesised clips) and computes each sequence once; frames
+that changed get a folder of their own, never a stale one.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +57,7 @@ ROI by the mask `lag` (5) frames back, so its scale is that frame's."""
 WINDOW_CELLS = 32
 """A level keeps at most 32 x 32 cells of a frame (512 pixels at its scale, 2.3 ROI sides),
 centred on the object: a small object's high scales cost a window, not the frame blown up 4x."""
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 def level_of_scale(scale: float) -> int:
@@ -104,6 +109,59 @@ def frames_id(sequences: Seq) -> str:
             else:
                 digest.update(np.ascontiguousarray(sequence.frame(index)).tobytes())
     return digest.hexdigest()[:16]
+
+
+def sequence_folder(name: str, key: str) -> str:
+    """A sequence's folder in a store: its name and its frames' id (`frames_id([sequence])`)."""
+    return f"{name}-{key}"
+
+
+def sequence_keys_of(sequences: Seq, known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """name -> `frames_id([sequence])` of each of `sequences` (from `known` where it has them);
+    names must be unique, as a store's lookups go by name."""
+    names = [sequence.name for sequence in sequences]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"sequences named alike cannot share a store: {', '.join(twice)}")
+    known = known or {}
+    return {sequence.name: known.get(sequence.name) or frames_id([sequence]) for sequence in sequences}
+
+
+def check_store_key(manifest: Path, key: dict, other: str) -> None:
+    """Write a store's key to `manifest`, or refuse a folder whose key differs (`other` says what
+    the folder then holds)."""
+    if manifest.is_file():
+        stored = json.loads(manifest.read_text()).get("key")
+        if stored != key:
+            raise ValueError(f"{manifest.parent} holds {other} ({stored} != {key}); use another folder")
+        return
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(manifest, json.dumps({"key": key}) + "\n")
+
+
+def stored_sequences(folder: Path, marker: str, keys: Mapping[str, str] | None) -> dict[str, Path]:
+    """name -> folder of the sequences `keys` (name -> frames id) in a store, each with its
+    `marker` file; or of every sequence the store holds when `keys` is None."""
+    if keys is not None:
+        folders = {name: folder / sequence_folder(name, key) for name, key in keys.items()}
+        missing = sorted(name for name, home in folders.items() if not (home / marker).is_file())
+        if missing:
+            raise FileNotFoundError(f"{folder} holds no {marker} of {', '.join(missing)} (build the store first)")
+        return folders
+    folders: dict[str, Path] = {}
+    for path in sorted(folder.glob(f"*/{marker}")):
+        name = path.parent.name.rsplit("-", 1)[0]
+        if name in folders:
+            raise ValueError(f"{folder} holds two versions of {name!r}: open it with the sequences' keys")
+        folders[name] = path.parent
+    return folders
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """`text` to `path` through a temporary name: a reader sees none or all of it."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
 def level_cells(frame_size: tuple[int, int], level: int) -> tuple[int, int]:
@@ -178,45 +236,52 @@ class FrameFeatureStore:
     rows: dict[str, dict[int, dict[int, int]]]
     """sequence -> frame -> {level: its row in that level's file}: `cut`'s lookup."""
     _maps: dict[tuple, np.ndarray]
+    folders: dict[str, Path] = field(default_factory=dict)
+    """sequence -> its folder in the store (`sequence_folder`)."""
 
     @classmethod
     def build(cls, folder: str | Path, sequences: Seq, backbone: nn.Module, device: str | torch.device = "cpu",
-              progress: bool = True, frames_key: str | None = None) -> FrameFeatureStore:
+              progress: bool = True, sequence_keys: Mapping[str, str] | None = None) -> FrameFeatureStore:
         """Compute what is missing (each level of a sequence is written atomically) and open the
-        store; refuses a folder that holds a store of other frames or another backbone.
-        `frames_key`: `frames_id(sequences)` where the caller has it (hashing rendered frames costs)."""
+        store on `sequences`; refuses a folder that holds a store of another backbone.
+        `sequence_keys`: name -> `frames_id([sequence])` where the caller has them (hashing
+        rendered frames costs)."""
         from tracker.training.samples import object_boxes
 
         folder = Path(folder)
-        key = {"format_version": FORMAT_VERSION, "frames": frames_key or frames_id(sequences),
-               "backbone": backbone_id(backbone)}
-        manifest_path = folder / "store.json"
-        if manifest_path.is_file():
-            stored = json.loads(manifest_path.read_text())
-            if stored.get("key") != key:
-                raise ValueError(f"{folder} holds a feature store of other frames or another backbone "
-                                 f"({stored.get('key')} != {key}); use another folder")
-        folder.mkdir(parents=True, exist_ok=True)
+        check_store_key(folder / "store.json", {"format_version": FORMAT_VERSION, "backbone": backbone_id(backbone)},
+                        "a feature store of another backbone")
+        keys = sequence_keys_of(sequences, sequence_keys)
         levels, object_tables = {}, {}
         for sequence in sequences:
+            home = folder / sequence_folder(sequence.name, keys[sequence.name])
+            manifest = home / "levels.json"
+            if manifest.is_file():
+                stored = json.loads(manifest.read_text())["levels"]
+                levels[sequence.name] = {int(k): list(v) for k, v in stored.items()}
+                continue
             boxes = object_tables[sequence.name] = object_boxes(sequence)  # every mask read once
             sides = np.clip(boxes.boxes[:, 2] * geometry.ROI_SCALE, geometry.MIN_ROI_SIDE, geometry.MAX_ROI_SIDE)
             # Frames without the object place no ROI of their own (an empty mask's box has side 0).
             levels[sequence.name] = frames_by_level(sides, boxes.pixels > 0)
-        manifest = {"key": key, "levels": {name: {str(k): v for k, v in by_level.items()} for name, by_level in levels.items()}}
-        manifest_path.write_text(json.dumps(manifest) + "\n")
+            home.mkdir(parents=True, exist_ok=True)
+            write_atomically(manifest, json.dumps({"name": sequence.name, "frames": keys[sequence.name], "levels": {
+                str(k): v for k, v in levels[sequence.name].items()}}) + "\n")
         backbone = backbone.to(device)
+        homes = {s.name: folder / sequence_folder(s.name, keys[s.name]) for s in sequences}
         todo = [(s, level, frames) for s in sequences for level, frames in levels[s.name].items()
-                if not (folder / s.name / f"level{level}.npy").is_file()]
+                if not (homes[s.name] / f"level{level}.npy").is_file()]
         bar = tqdm(total=sum(len(frames) for _, _, frames in todo), desc="frame features", unit="frame",
                    disable=not progress)
         for sequence, level, frames in todo:
-            target = folder / sequence.name / f"level{level}.npy"
-            target.parent.mkdir(parents=True, exist_ok=True)
+            home = homes[sequence.name]
+            target = home / f"level{level}.npy"
+            if sequence.name not in object_tables:
+                object_tables[sequence.name] = object_boxes(sequence)
             centres = _window_centres(object_tables[sequence.name])
             origins = np.array([window_origin(centres[index], sequence.frame_size, level) for index in frames],
                                dtype=np.int32)
-            np.save(folder / sequence.name / f"level{level}-origins.npy", origins)
+            np.save(home / f"level{level}-origins.npy", origins)
             temporary = target.with_name(f".{target.name}.tmp")
             stored = None
             for row, index in enumerate(frames):
@@ -232,27 +297,29 @@ class FrameFeatureStore:
         bar.close()
         if not (folder / "padding.npy").is_file():
             np.save(folder / "padding.npy", padding_features(backbone, device).cpu().numpy())
-        return cls.open(folder)
+        return cls.open(folder, keys)
 
     @classmethod
-    def open(cls, folder: str | Path) -> FrameFeatureStore:
+    def open(cls, folder: str | Path, sequence_keys: Mapping[str, str] | None = None) -> FrameFeatureStore:
+        """The store's sequences `sequence_keys` (name -> frames id), or all it holds (an error
+        where it holds two versions of one name: say which with `sequence_keys`)."""
         folder = Path(folder)
-        manifest_path = folder / "store.json"
-        if not manifest_path.is_file():
+        if not (folder / "store.json").is_file():
             raise FileNotFoundError(f"no feature store in {folder} (no store.json)")
-        manifest = json.loads(manifest_path.read_text())
-        levels = {name: {int(k): list(v) for k, v in by_level.items()} for name, by_level in manifest["levels"].items()}
+        folders = stored_sequences(folder, "levels.json", sequence_keys)
+        levels = {name: {int(k): list(v) for k, v in json.loads((home / "levels.json").read_text())["levels"].items()}
+                  for name, home in folders.items()}
         rows: dict[str, dict[int, dict[int, int]]] = {}
         for name, by_level in levels.items():
             for level, frames in by_level.items():
                 for row, frame in enumerate(frames):
                     rows.setdefault(name, {}).setdefault(frame, {})[level] = row
-        return cls(folder, levels, rows, {})
+        return cls(folder, levels, rows, {}, folders)
 
     def features(self, sequence: str, level: int) -> np.ndarray:
         """The memory-mapped [stored frames, 512, h, w] float16 features of a sequence at a level."""
         if (sequence, level) not in self._maps:
-            path = self.folder / sequence / f"level{level}.npy"
+            path = self.folders.get(sequence, self.folder / sequence) / f"level{level}.npy"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: the store has no level {level} of {sequence!r} "
                                         f"(it has {sorted(self.levels.get(sequence, {}))})")
@@ -269,7 +336,7 @@ class FrameFeatureStore:
     def origins(self, sequence: str, level: int) -> np.ndarray:
         """[stored frames, 2]: the (row, column) cell where each stored frame's window starts."""
         if (sequence, level, "origins") not in self._maps:
-            self._maps[(sequence, level, "origins")] = np.load(self.folder / sequence / f"level{level}-origins.npy")
+            self._maps[(sequence, level, "origins")] = np.load(self.folders[sequence] / f"level{level}-origins.npy")
         return self._maps[(sequence, level, "origins")]
 
     def cut(self, sequence: str, frame: int, boxes: Tensor, size: int = geometry.ROI_SIZE // FEATURE_STRIDE) -> Tensor:

@@ -317,23 +317,27 @@ class IterativeRun:
             path.write_text(json.dumps({"half1": sorted(names[:middle]), "half2": sorted(names[middle:])}, indent=1))
 
     def stores(self):
-        """(frame store, clip-start store) of the training sequences, under `feature_store`/<their
-        frames' id>: built once (by rank 0), then reused by every stage and by later runs on
-        the same sequences."""
+        """(frame store, clip-start store) of the training sequences under `feature_store`
+        (`frames/<backbone id>`, `starts/<backbone id>-dilation<d>-min<p>`), each sequence keyed
+        by its own frames: built once (by rank 0) and reused by every stage and every later run
+        on any set of sequences that shares them (the folds of a cross-validation)."""
         if self._stores is None:
-            from tracker.training.frame_features import FrameFeatureStore, frames_id
+            from tracker.training.frame_features import FrameFeatureStore, backbone_id, sequence_keys_of
             from tracker.training.store_clips import ClipStartStore
 
-            key = frames_id(self.sequences)  # once: synthesised frames are rendered to be hashed
-            root = self.feature_store / key
+            keys = sequence_keys_of(self.sequences)  # once: synthesised frames are rendered to be hashed
             model = self.local_model()
+            backbone = backbone_id(model.backbone)
+            least = self.settings.clip.min_object_pixels
+            frames = self.feature_store / "frames" / backbone
+            starts = self.feature_store / "starts" / f"{backbone}-dilation{int(model.config.mask_dilation)}-min{least}"
             if self.runtime.is_main:
-                FrameFeatureStore.build(root / "frames", self.sequences, model.backbone, self.runtime.device,
-                                        self.progress, frames_key=key)
-                ClipStartStore.build(root / "starts", self.sequences, model, self.settings.clip.min_object_pixels,
-                                     self.runtime.device, self.progress, frames_key=key)
+                FrameFeatureStore.build(frames, self.sequences, model.backbone, self.runtime.device, self.progress,
+                                        sequence_keys=keys)
+                ClipStartStore.build(starts, self.sequences, model, least, self.runtime.device, self.progress,
+                                     sequence_keys=keys)
             self.runtime.barrier()
-            self._stores = FrameFeatureStore.open(root / "frames"), ClipStartStore.open(root / "starts")
+            self._stores = FrameFeatureStore.open(frames, keys), ClipStartStore.open(starts, keys)
         return self._stores
 
     def _cached(self, stage: str, model: nn.Module, dataset, views: int):

@@ -11,16 +11,20 @@ its ROI as the tracker's `init` crops it (the object's box doubled, unperturbed:
 tracker sees at tracking time), computed once like the frame store. Items are the feature
 cache's (`plain`, `masked`, `masks`, `placement`), so `train_local` takes either.
 
-    <folder>/starts.json                      key (frames, backbone, mask dilation), starts a sequence
-    <folder>/<sequence>/starts.npy            [S] the start frames
-    <folder>/<sequence>/plain.npy, masked.npy [S, 512, s, s] float16
+    <folder>/starts.json                                 key (format, backbone, mask dilation, least object)
+    <folder>/<sequence>-<frames id>/starts.npy           [S] the start frames
+    <folder>/<sequence>-<frames id>/plain.npy, masked.npy [S, 512, s, s] float16
+
+Keyed like the frame store (`tracker.training.frame_features`): one folder a backbone, mask
+dilation and least object size, each sequence in it by its own frames.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +33,11 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from tracker.training.frame_features import FrameFeatureStore, backbone_id, frames_id
+from tracker.training.frame_features import (FrameFeatureStore, backbone_id, check_store_key, sequence_folder,
+                                             sequence_keys_of, stored_sequences)
 from tracker.training.samples import LocalClipDataset, _roi_boxes, crop_mask, crop_roi, object_boxes
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -43,35 +48,34 @@ class ClipStartStore:
     starts: dict[str, np.ndarray]
     _rows: dict[str, dict[int, int]]
     _maps: dict[tuple[str, str], np.ndarray]
+    folders: dict[str, Path] = field(default_factory=dict)
+    """sequence -> its folder in the store."""
 
     @classmethod
     @torch.no_grad()
     def build(cls, folder: str | Path, sequences: Seq, model: nn.Module, min_object_pixels: int = 64,
               device: str | torch.device = "cpu", progress: bool = True,
-              frames_key: str | None = None) -> ClipStartStore:
+              sequence_keys: Mapping[str, str] | None = None) -> ClipStartStore:
         """Compute what is missing for the frames of `sequences` whose object covers at least
-        `min_object_pixels` (through `model.memory_features`, a `LocalModel`'s); refuses a
-        folder built from other frames, another backbone or another mask dilation."""
+        `min_object_pixels` (through `model.memory_features`, a `LocalModel`'s) and open the
+        store on them; refuses a folder built with another backbone, mask dilation or least
+        object size. `sequence_keys` as `FrameFeatureStore.build` takes them."""
         folder = Path(folder)
-        key = {"format_version": FORMAT_VERSION, "frames": frames_id(sequences),
-               "backbone": backbone_id(model.backbone), "mask_dilation": int(model.config.mask_dilation)}
-        manifest_path = folder / "starts.json"
-        if manifest_path.is_file():
-            stored = json.loads(manifest_path.read_text())
-            if stored.get("key") != key:
-                raise ValueError(f"{folder} holds clip starts of other frames, another backbone or another mask "
-                                 f"dilation ({stored.get('key')} != {key}); use another folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest_path.write_text(json.dumps({"key": key}) + "\n")
+        check_store_key(folder / "starts.json", {"format_version": FORMAT_VERSION, "backbone": backbone_id(model.backbone),
+                                                 "mask_dilation": int(model.config.mask_dilation),
+                                                 "min_object_pixels": int(min_object_pixels)},
+                        "clip starts of another backbone, another mask dilation or another least object size")
+        keys = sequence_keys_of(sequences, sequence_keys)
+        homes = {s.name: folder / sequence_folder(s.name, keys[s.name]) for s in sequences}
         model = model.to(device).eval()
-        todo = [s for s in sequences if not (folder / s.name / "masked.npy").is_file()]
+        todo = [s for s in sequences if not (homes[s.name] / "masked.npy").is_file()]
         tables = {s.name: object_boxes(s) for s in todo}
         bar = tqdm(total=sum(int((tables[s.name].pixels >= min_object_pixels).sum()) for s in todo),
                    desc="clip starts", unit="frame", disable=not progress)
         for sequence in todo:
             table = tables[sequence.name]
             starts = np.flatnonzero(table.pixels >= min_object_pixels)
-            target = folder / sequence.name
+            target = homes[sequence.name]
             target.mkdir(parents=True, exist_ok=True)
             pairs = []
             for start in starts:
@@ -86,17 +90,18 @@ class ClipStartStore:
             np.save(target / ".masked.npy.tmp.npy", masked)  # written last: a folder without it is redone
             (target / ".masked.npy.tmp.npy").replace(target / "masked.npy")
         bar.close()
-        return cls.open(folder)
+        return cls.open(folder, keys)
 
     @classmethod
-    def open(cls, folder: str | Path) -> ClipStartStore:
+    def open(cls, folder: str | Path, sequence_keys: Mapping[str, str] | None = None) -> ClipStartStore:
+        """The store's sequences `sequence_keys` (name -> frames id), or all it holds."""
         folder = Path(folder)
         if not (folder / "starts.json").is_file():
             raise FileNotFoundError(f"no clip-start store in {folder} (no starts.json)")
-        starts = {path.parent.name: np.load(path) for path in sorted(folder.glob("*/starts.npy"))
-                  if (path.parent / "masked.npy").is_file()}
+        folders = stored_sequences(folder, "masked.npy", sequence_keys)
+        starts = {name: np.load(home / "starts.npy") for name, home in folders.items()}
         rows = {name: {int(frame): row for row, frame in enumerate(frames)} for name, frames in starts.items()}
-        return cls(folder, starts, rows, {})
+        return cls(folder, starts, rows, {}, folders)
 
     def get(self, sequence: str, frame: int) -> tuple[Tensor, Tensor]:
         """(plain, masked) [512, s, s] float32 of a clip of `sequence` starting at `frame`."""
@@ -106,7 +111,7 @@ class ClipStartStore:
         out = []
         for part in ("plain", "masked"):
             if (sequence, part) not in self._maps:
-                self._maps[(sequence, part)] = np.load(self.folder / sequence / f"{part}.npy", mmap_mode="r")
+                self._maps[(sequence, part)] = np.load(self.folders[sequence] / f"{part}.npy", mmap_mode="r")
             out.append(torch.from_numpy(np.asarray(self._maps[(sequence, part)][row], dtype=np.float32)))
         return out[0], out[1]
 
