@@ -244,6 +244,7 @@ class TrackerSpec:
     factory: Callable[[str | None], Tracker]
     checkpoints: str | None | Mapping[str, str | None] = None
     _built: "OrderedDict[str | None, Tracker]" = field(default_factory=OrderedDict, init=False, repr=False)
+    _settings_ids: dict[str | None, str] = field(default_factory=dict, init=False, repr=False)
 
     def checkpoint_for(self, sequence: str) -> str | None:
         if isinstance(self.checkpoints, Mapping):
@@ -260,9 +261,14 @@ class TrackerSpec:
 
     def settings_id_for(self, sequence: str) -> str:
         """The settings of the tracker that runs `sequence` (`settings()`, where it has one), as
-        the run cache names them: changing a tracker's settings never reads stale runs."""
-        settings = getattr(self.tracker_for(sequence), "settings", None)
-        return settings_id(settings() if callable(settings) else None)
+        the run cache names them: changing a tracker's settings never reads stale runs. Once a
+        checkpoint: keying the runs of a k-fold map, sequence after sequence, would otherwise
+        rebuild a tracker each time its fold's model left the two kept."""
+        checkpoint = self.checkpoint_for(sequence)
+        if checkpoint not in self._settings_ids:
+            settings = getattr(self.tracker_for(sequence), "settings", None)
+            self._settings_ids[checkpoint] = settings_id(settings() if callable(settings) else None)
+        return self._settings_ids[checkpoint]
 
     def tracker_for(self, sequence: str) -> Tracker:
         """The tracker for `sequence`, built on first use; two builds are kept (folds come

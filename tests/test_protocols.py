@@ -360,6 +360,29 @@ def test_each_sequence_is_tracked_with_its_folds_checkpoint(tmp_path):
         evaluate_lengths([spec], [TinySequence("d", 12)], TRACKING, lengths=(5,), progress=False)
 
 
+def test_cached_runs_of_a_fold_map_build_each_folds_tracker_once(tmp_path):
+    """Keying cached runs needs the tracker's settings: with folds interleaved in the sequence
+    order, three folds (more than the two trackers kept) are still built once each."""
+    names = ["a", "b", "c", "d", "e", "f"]
+    sequences = [TinySequence(name, 12) for name in names]
+    mapping = {name: f"fold{index % 3}" for index, name in enumerate(names)}
+    builds: list[str] = []
+
+    def factory(checkpoint):
+        builds.append(checkpoint)
+        return OracleTracker(sequences)
+
+    spec = TrackerSpec("cv", factory, mapping)
+    spec.checkpoint_id_for = lambda sequence: spec.checkpoint_for(sequence)  # no files: the name is the id
+    cache = RunCache(tmp_path / "cache")
+    evaluate_lengths([spec], sequences, TRACKING, lengths=(5,), cache=cache, progress=False)
+    built = len(builds)
+    evaluate_lengths([spec], sequences, TRACKING, lengths=(5,), cache=cache, progress=False)  # all cached
+    assert len(builds) == built
+    assert [spec.settings_id_for(name) for name in names] == [spec.settings_id_for("a")] * 6
+    assert sorted(set(builds)) == ["fold0", "fold1", "fold2"] and len(builds) == built
+
+
 def test_a_tracker_with_other_settings_is_tracked_again_never_read_from_the_cache(tmp_path):
     """Runs are keyed by the tracker's `settings()`: changing a default (say, the fine-tuning
     of pixtrack-plus) tracks again; the same settings read the stored run."""
