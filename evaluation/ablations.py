@@ -54,8 +54,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import json
+import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Mapping
 from collections.abc import Sequence as Seq
 from pathlib import Path
@@ -77,6 +80,8 @@ INSERTION_VARIANTS = {"with insertion": True, "without insertion": False}
 # The data engine's parts (issue 16), alone and together; "synthesis" is the synthesis
 # ablation's second row, so the two ablations share their trained rows in one OUT.
 ENGINE_PARTS = ("cached", "store", "synthesis", "store+synthesis")
+TRAINING_RECORD = "train-seconds.json"
+"""A trained row's cost, in its folder (`timed_training`)."""
 MEMORY_VARIANTS = ("learned init", "zero init")
 TRACKER_NAMES = ("pixtrack", "pixtrack-1stage", "pixtrack-fcn")
 """The trackers ablation's default rows (any registered name or alias may be given)."""
@@ -385,12 +390,7 @@ def timed_training(folder: Path, train: Callable[[], None], done: bool) -> dict[
     wall seconds and CPU seconds (this process and its finished workers). A resumed row adds to
     what its interrupted runs spent; CPU seconds do not count time a run was paused (SIGSTOP),
     wall seconds do. Returns the record, None for a row finished before any was kept."""
-    import json
-    import os
-    import time
-
-    timing = folder / "train-seconds.json"
-    record = json.loads(timing.read_text()) if timing.is_file() else None
+    record = training_record(folder)
     if done:
         return record
     record = record or {"seconds": 0.0, "cpu_seconds": 0.0}
@@ -404,8 +404,14 @@ def timed_training(folder: Path, train: Callable[[], None], done: bool) -> dict[
             getattr(now, field) - getattr(cpu, field) for field in ("user", "system", "children_user", "children_system"))
         record["threads"] = torch.get_num_threads()
         folder.mkdir(parents=True, exist_ok=True)
-        timing.write_text(json.dumps(record) + "\n")
+        (folder / TRAINING_RECORD).write_text(json.dumps(record) + "\n")
     return record
+
+
+def training_record(folder: Path) -> dict[str, float] | None:
+    """What training the row in `folder` cost (`timed_training`), None where none was kept."""
+    path = folder / TRAINING_RECORD
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _training_rows(out: Path, name: str, rows: Mapping[str, Mapping[str, float] | None]) -> str:
@@ -489,8 +495,7 @@ def run_engine(args: argparse.Namespace, backbone: nn.Module | None = None) -> s
     stores = {labels[part]: args.feature_store if part.startswith("store") else None for part in parts}
     weights = _local_variants(args, setup, variants, stores)
     text = _compare_local_models(args, setup, weights, "engine", "The data engine's parts (local model)")
-    timings = {label: timed_training(Path(args.out) / "train" / label.replace(" ", "-"), lambda: None, True)
-               for label in weights}
+    timings = {label: training_record(Path(args.out) / "train" / label.replace(" ", "-")) for label in weights}
     return text + "\n\n" + _training_rows(Path(args.out), "engine", timings)
 
 
