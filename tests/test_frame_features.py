@@ -163,3 +163,25 @@ def test_cells_beyond_the_frame_read_what_a_black_crop_gives(tmp_path):
     torch.testing.assert_close(padding, torch.full((3,), -60.0))  # black minus the stand-in's mean
     cut = store.cut("linear", 0, torch.tensor([[10.0, 118.0, 112.0]]))  # its left half lies beyond the frame
     torch.testing.assert_close(cut[0, :, :, 0], padding[:, None].expand(3, 14))
+
+
+def test_two_runs_building_one_store_at_once_leave_it_whole(tmp_path):
+    """Folds trained side by side (`--train-workers`) build the shared store together: each
+    writes its own temporary files, so the store ends as one build alone leaves it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("import sys; sys.path[:0] = [sys.argv[1]]\n"
+              "from test_frame_features import AveragePool16, linear_sequence\n"
+              "from tracker.training.frame_features import FrameFeatureStore\n"
+              "FrameFeatureStore.build(sys.argv[2], [linear_sequence(frames=6)], AveragePool16(), progress=False)\n")
+    tests = str(Path(__file__).parent)
+    runs = [subprocess.Popen([sys.executable, "-c", script, tests, str(tmp_path / "shared")]) for _ in range(2)]
+    assert [run.wait(timeout=120) for run in runs] == [0, 0]
+    alone = FrameFeatureStore.build(tmp_path / "alone", [linear_sequence(frames=6)], AveragePool16(), progress=False)
+    shared = FrameFeatureStore.open(tmp_path / "shared")
+    assert shared.levels == alone.levels
+    for level in alone.levels["linear"]:
+        np.testing.assert_array_equal(shared.features("linear", level), alone.features("linear", level))
+    assert not [path for path in (tmp_path / "shared").rglob(".*") if path.is_file()]  # no temporary left

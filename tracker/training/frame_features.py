@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Mapping
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
@@ -157,10 +158,24 @@ def stored_sequences(folder: Path, marker: str, keys: Mapping[str, str] | None) 
     return folders
 
 
+def temporary_name(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place: hidden, and this process's own,
+    so two runs building one store (folds trained side by side) never write one file."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def write_atomically(path: Path, text: str) -> None:
     """`text` to `path` through a temporary name: a reader sees none or all of it."""
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = temporary_name(path)
     temporary.write_text(text)
+    temporary.replace(path)
+
+
+def save_atomically(path: Path, array: np.ndarray) -> None:
+    """`np.save` through a temporary name, as `write_atomically`."""
+    temporary = temporary_name(path)
+    with open(temporary, "wb") as handle:
+        np.save(handle, array)
     temporary.replace(path)
 
 
@@ -281,8 +296,8 @@ class FrameFeatureStore:
             centres = _window_centres(object_tables[sequence.name])
             origins = np.array([window_origin(centres[index], sequence.frame_size, level) for index in frames],
                                dtype=np.int32)
-            np.save(home / f"level{level}-origins.npy", origins)
-            temporary = target.with_name(f".{target.name}.tmp")
+            save_atomically(home / f"level{level}-origins.npy", origins)
+            temporary = temporary_name(target)
             stored = None
             for row, index in enumerate(frames):
                 features = frame_features(backbone, sequence.frame(index), level, tuple(origins[row]), device)
@@ -296,7 +311,7 @@ class FrameFeatureStore:
             temporary.replace(target)
         bar.close()
         if not (folder / "padding.npy").is_file():
-            np.save(folder / "padding.npy", padding_features(backbone, device).cpu().numpy())
+            save_atomically(folder / "padding.npy", padding_features(backbone, device).cpu().numpy())
         return cls.open(folder, keys)
 
     @classmethod

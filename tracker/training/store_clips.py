@@ -33,8 +33,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from tracker.training.frame_features import (FrameFeatureStore, backbone_id, check_store_key, sequence_folder,
-                                             sequence_keys_of, stored_sequences)
+from tracker.training.frame_features import (FrameFeatureStore, backbone_id, check_store_key, save_atomically,
+                                             sequence_folder, sequence_keys_of, stored_sequences)
 from tracker.training.samples import LocalClipDataset, _roi_boxes, crop_mask, crop_roi, object_boxes
 
 FORMAT_VERSION = 2
@@ -85,10 +85,9 @@ class ClipStartStore:
                 bar.update()
             empty = np.zeros((0,), np.float16)  # no frame to start a clip at
             plain, masked = (np.stack([pair[i] for pair in pairs]) if pairs else empty for i in (0, 1))
-            np.save(target / "starts.npy", starts)
-            np.save(target / "plain.npy", plain)
-            np.save(target / ".masked.npy.tmp.npy", masked)  # written last: a folder without it is redone
-            (target / ".masked.npy.tmp.npy").replace(target / "masked.npy")
+            save_atomically(target / "starts.npy", starts)
+            save_atomically(target / "plain.npy", plain)
+            save_atomically(target / "masked.npy", masked)  # written last: a folder without it is redone
         bar.close()
         return cls.open(folder, keys)
 
