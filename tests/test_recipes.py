@@ -157,3 +157,13 @@ def test_the_synthesis_candidate_is_the_shipped_recipe_plus_synthesis():
 
     assert table("lite-synth.toml", "fcn") == table("lite.toml", "fcn")
     assert table("lite-synth.toml", "iterative") == {**table("lite.toml", "iterative"), "synthesize": 48}
+
+
+def test_the_store_candidate_is_the_shipped_recipe_fed_from_the_feature_store():
+    def table(name, command):
+        values = tomllib.loads((REPO / "recipes" / name).read_text(encoding="utf-8"))[command]
+        return {key: value for key, value in values.items() if key not in ("out", "output", "local-init")}
+
+    assert table("lite-store.toml", "fcn") == table("lite.toml", "fcn")
+    assert table("lite-store.toml", "iterative") == {**table("lite.toml", "iterative"),
+                                                     "feature-store": "runs/feature-store"}
