@@ -6,23 +6,28 @@ keyed by frames and backbone; levels cover the ROIs' scales."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from stand_ins import hed_available
 from tracker import roi as geometry
 from tracker import vgg_weights
 from tracker.cli import main
+from tracker.data.dataset import load_dataset
 from tracker.data.synth import generate_benchmark
 from tracker.data.sequence import InMemorySequence
 from tracker.training.frame_features import (
     FrameFeatureStore,
     compare_cut_to_crop,
     frames_by_level,
+    frames_id,
     level_cells,
     padding_features,
     level_of_scale,
@@ -185,3 +190,17 @@ def test_two_runs_building_one_store_at_once_leave_it_whole(tmp_path):
     for level in alone.levels["linear"]:
         np.testing.assert_array_equal(shared.features("linear", level), alone.features("linear", level))
     assert not [path for path in (tmp_path / "shared").rglob(".*") if path.is_file()]  # no temporary left
+
+
+def test_a_dataset_copied_elsewhere_keeps_its_store_and_a_changed_frame_does_not(tmp_path):
+    """Frames are keyed by their bytes: a copy (new path, new modification times) finds the
+    sequences computed from the original, and a frame file rewritten with other pixels does not."""
+    generate_benchmark(tmp_path / "data", sequences=1, frames=8, seed=0)
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "data", copy, copy_function=shutil.copyfile)  # fresh mtimes
+    (original,), (copied,) = load_dataset(tmp_path / "data"), load_dataset(copy)
+    assert Path(copied.frame_path(0)).stat().st_mtime_ns != Path(original.frame_path(0)).stat().st_mtime_ns
+    assert frames_id([copied]) == frames_id([original])
+    path = Path(copied.frame_path(2))
+    Image.fromarray(255 - np.asarray(Image.open(path))).save(path)
+    assert frames_id(load_dataset(copy)) != frames_id([original])

@@ -167,3 +167,6 @@ def test_the_store_candidate_is_the_shipped_recipe_fed_from_the_feature_store():
     assert table("lite-store.toml", "fcn") == table("lite.toml", "fcn")
     assert table("lite-store.toml", "iterative") == {**table("lite.toml", "iterative"),
                                                      "feature-store": "runs/feature-store"}
+    assert table("lite-store-crops.toml", "fcn") == table("lite.toml", "fcn")
+    assert table("lite-store-crops.toml", "iterative") == {**table("lite-store.toml", "iterative"),
+                                                           "feature-store-stages": ["local-1", "local-2"]}

@@ -137,3 +137,32 @@ def test_a_training_run_with_a_feature_store_builds_it_once_and_trains_from_it(t
         assert job.output("local").is_file() and not (tmp_path / run / "cache").exists()
         stamps.append({path: path.stat().st_mtime_ns for path in store.rglob("*.npy")})
     assert stamps[0] and stamps[0] == stamps[1]
+
+
+def test_feature_store_stages_pre_train_on_cut_features_and_finish_on_true_crops(tmp_path):
+    """`--feature-store-stages local-1 local-2`: those stages read clips cut from the store,
+    step 5 (local-final) the cached passes over true crops; a stage name that is not a local
+    stage, or stages without a store, are refused."""
+    import dataclasses as dc
+
+    from tracker.training.feature_cache import FeatureCache
+    from tracker.training.hardware import Runtime
+    from tracker.training.iterative import IterativeRun, IterativeSettings
+    from tracker.training.samples import LocalClipDataset
+
+    sequences = [generate_sequence(600 + i, 10, 128, 96, name=f"stage{i}", speed=0.03) for i in range(2)]
+    settings = dc.replace(IterativeSettings(), clip=CLIP, local_clips_per_sequence=1, local_batch=2)
+    runtime = Runtime(torch.device("cpu"))
+    job = IterativeRun(tmp_path / "run", sequences, settings, runtime, workers=0, backbone=TinyBackbone(),
+                       progress=False, feature_store=tmp_path / "store", feature_store_stages=["local-1", "local-2"])
+    model = job.local_model()
+    clips = LocalClipDataset(sequences, CLIP, seed=0, clips_per_sequence=1)
+    assert isinstance(job._cached("local-1", model, clips, 1), StoreClipDataset)
+    assert isinstance(job._cached("local-1-validation", model, clips, 1), StoreClipDataset)
+    assert isinstance(job._cached("local-final", model, clips, 1), FeatureCache)
+    assert (tmp_path / "run" / "cache" / "local-final").is_dir()
+    with pytest.raises(ValueError, match="no local stage global-gt"):
+        IterativeRun(tmp_path / "bad", sequences, settings, runtime, feature_store=tmp_path / "store",
+                     feature_store_stages=["local-1", "global-gt"])
+    with pytest.raises(ValueError, match="give feature_store"):
+        IterativeRun(tmp_path / "bad", sequences, settings, runtime, feature_store_stages=["local-1"])

@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
         feature_cache = {"auto": None, "on": True, "off": False}[args.feature_cache]
         job = IterativeRun(out, sequences, settings, runtime, workers=args.workers, feature_cache=feature_cache,
                            keep_cache=args.keep_cache, half=args.half, progress=not args.quiet,
-                           feature_store=args.feature_store)
+                           feature_store=args.feature_store, feature_store_stages=args.feature_store_stages)
         if runtime.is_main:
             _write_run_recipe(args)
             print(f"training on {len(sequences)} sequences ({runtime.device}, world size {runtime.world_size}) "

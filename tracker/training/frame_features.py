@@ -23,7 +23,7 @@ sequence whose object is small in a few frames pays for the high scales there, a
 window, not the whole frame enlarged.
 
 A store is keyed by the backbone's weights (a folder of another backbone is refused), and each
-sequence in it by its own frames (their paths, sizes and modification times: `frames_id`), so
+sequence in it by its own frames (the bytes of their files: `frames_id`), so
 one store serves every set of training sequences drawn from a dataset (the five folds of a
 cross-validation, with and without synthesised clips) and computes each sequence once; frames
 that changed get a folder of their own, never a stale one.
@@ -98,15 +98,17 @@ def backbone_id(backbone: nn.Module) -> str:
 
 
 def frames_id(sequences: Seq) -> str:
-    """A hash of the sequences' names and frame files (path, size, mtime; in-memory frames: pixels)."""
+    """A hash of the sequences' names and frames: a frame file's bytes (in-memory frames: their
+    pixels). Not paths or modification times: a dataset copied, moved or provisioned afresh
+    keeps its store (hashing DAVIS-2016's 143 MB of frames takes about a second; recomputing
+    them, half an hour)."""
     digest = hashlib.sha1()
     for sequence in sequences:
         digest.update(sequence.name.encode())
         for index in range(len(sequence)):
             path = sequence.frame_path(index) if hasattr(sequence, "frame_path") else None
             if path is not None:
-                stat = Path(path).stat()
-                digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+                digest.update(hashlib.sha1(Path(path).read_bytes()).digest())
             else:
                 digest.update(np.ascontiguousarray(sequence.frame(index)).tobytes())
     return digest.hexdigest()[:16]

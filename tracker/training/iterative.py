@@ -23,7 +23,8 @@ OUT/logs/<stage>-placement.json (`tracker.training.global_check`), with a warnin
 On a CPU (or with `feature_cache=True`) the local stages train on cached pool4 features
 (OUT/cache/<stage>, deleted when the stage is done unless `keep_cache`); with `feature_store`,
 on clips cut from full-frame feature stores instead (`tracker.training.store_clips`: new clips
-every epoch, the stores built once per set of training sequences and kept).
+every epoch, the stores built once per set of training sequences and kept), in every local
+stage or in those `feature_store_stages` names (pre-train on cut features, finish on crops).
 
 Under torchrun every rank trains (DDP); rank 0 alone tracks, caches and writes.
 """
@@ -124,6 +125,7 @@ class IterativeRun:
         progress: bool = True,
         say: Callable[[str], None] | None = None,
         feature_store: str | os.PathLike | None = None,
+        feature_store_stages: SequenceOf[str] | None = None,
     ) -> None:
         from tracker.config import get_config
 
@@ -141,6 +143,14 @@ class IterativeRun:
         if self.feature_store is not None and self.model_config.local.pool3_skip:
             raise ValueError(f"configuration {settings.config!r} has the pool3 decoder skip, and the frame store "
                              "(--feature-store) keeps pool4 only: train it on the clip cache (without --feature-store)")
+        local_stages = ("local-1", "local-2", "local-final")
+        unknown = sorted(set(feature_store_stages or ()) - set(local_stages))
+        if unknown:
+            raise ValueError(f"feature_store_stages: no local stage {', '.join(unknown)} "
+                             f"(the local stages: {', '.join(local_stages)})")
+        if feature_store_stages is not None and self.feature_store is None:
+            raise ValueError("feature_store_stages names stages to train on the feature store: give feature_store")
+        self.feature_store_stages = None if feature_store_stages is None else frozenset(feature_store_stages)
         self._stores = None
         self._boxes = None
         self._maps = None
@@ -345,7 +355,8 @@ class IterativeRun:
         (built by rank 0 into OUT/cache/<stage>), or itself."""
         from tracker.training.feature_cache import FeatureCache, build_feature_cache
 
-        if self.feature_store is not None:
+        if self.feature_store is not None and (self.feature_store_stages is None
+                                               or stage.removesuffix("-validation") in self.feature_store_stages):
             from tracker.training.store_clips import StoreClipDataset
 
             return StoreClipDataset(dataset, *self.stores())
