@@ -731,11 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Seq[str] | None = None, backbone: nn.Module | None = None) -> int:
     """The command line; `backbone` replaces the VGG16 of every model (tests use a stand-in)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "feature_store_stages", None):
-        parser.error("--feature-store-stages: an ablation trains one local stage (all of it on --feature-store "
-                     "where given); the option is pixtrack train iterative's")
+    args = build_parser().parse_args(argv)
     from tracker.console import run_guarded
 
     def ablation() -> None:

@@ -132,6 +132,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             command.add_argument("--global-from", default=None, metavar="CHECKPOINT",
                                  help="take Sec. 5.1 step 2 (OUT/global-gt.safetensors) from the global model of "
                                       "this two-stage checkpoint (same global configuration) instead of training it")
+            command.add_argument("--feature-store-stages", nargs="+", default=None, metavar="STAGE",
+                                 choices=("local-1", "local-2", "local-final"),
+                                 help="with --feature-store: only these local stages train on the store, the "
+                                      "others on cached crops (default: all three; e.g. local-1 local-2 pre-trains "
+                                      "on cut features and finishes step 5 on true crops)")
             command.add_argument("--stages", nargs="+", default=None, metavar="STAGE",
                                  help="run only these stages of OUT (tracker.training.iterative), e.g. global-gt in "
                                       "one process beside split local-1 local-2 in another; default: all")
@@ -279,7 +284,8 @@ def run(args: argparse.Namespace) -> int:
         feature_cache = {"auto": None, "on": True, "off": False}[args.feature_cache]
         job = IterativeRun(out, sequences, settings, runtime, workers=args.workers, feature_cache=feature_cache,
                            keep_cache=args.keep_cache, half=args.half, progress=not args.quiet,
-                           feature_store=args.feature_store, feature_store_stages=args.feature_store_stages)
+                           feature_store=args.feature_store,
+                           feature_store_stages=getattr(args, "feature_store_stages", None))
         if runtime.is_main:
             _write_run_recipe(args)
             print(f"training on {len(sequences)} sequences ({runtime.device}, world size {runtime.world_size}) "

@@ -109,12 +109,6 @@ def run_arguments(parser: argparse.ArgumentParser, two_stage: bool = True) -> No
                            help="train local models on clips cut from full-frame feature stores in DIR (built "
                                 "once per set of training sequences, reused): new clips every epoch instead of "
                                 "--views cached ones (the data engine; docs/training.md)")
-        group.add_argument("--feature-store-stages", nargs="+", default=None, metavar="STAGE",
-                           choices=("local-1", "local-2", "local-final"),
-                           help="with --feature-store: only these local stages train on the store, the others "
-                                "on cached crops (default: all three; e.g. local-1 local-2 pre-trains on cut "
-                                "features and finishes step 5 on true crops)")
-
 
 def local_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("local model (Sec. 3.3, Eq. 2)")

@@ -143,7 +143,7 @@ class IterativeRun:
         if self.feature_store is not None and self.model_config.local.pool3_skip:
             raise ValueError(f"configuration {settings.config!r} has the pool3 decoder skip, and the frame store "
                              "(--feature-store) keeps pool4 only: train it on the clip cache (without --feature-store)")
-        local_stages = ("local-1", "local-2", "local-final")
+        local_stages = [name for name in STAGES if self._role(name) == "local"]
         unknown = sorted(set(feature_store_stages or ()) - set(local_stages))
         if unknown:
             raise ValueError(f"feature_store_stages: no local stage {', '.join(unknown)} "
