@@ -278,7 +278,7 @@ def training_jobs(plan: FoldPlan, needs_fcn: bool, needs_two_stage: bool, split_
     `split_steps`, the two-stage run is `split`, then Sec. 5.1 steps 1 and 2 as two jobs that may
     run side by side (step 2 needs neither step 1 nor the FCN; `pixtrack train iterative
     --stages`), then a job for the rest."""
-    jobs = [TrainingJob(plan.index, "FCN", plan.train_fcn, (plan.fcn_checkpoint,))] if needs_fcn else []
+    jobs = [TrainingJob(plan.index, "FCN", plan.train_fcn, (plan.fcn_checkpoint,), log_name="train-fcn.log")] if needs_fcn else []
     if needs_two_stage and not plan.two_stage_checkpoint.is_file():
         fcn = ("FCN",) if needs_fcn else ()
         if split_steps:

@@ -227,8 +227,10 @@ def test_folds_train_side_by_side_and_a_failing_fold_leaves_the_others_trained(t
     assert list(failed) == [0] and "fold 0: FCN failed (exit status 3)" in failed[0]
     assert plans[1].fcn_checkpoint.is_file() and plans[1].two_stage_checkpoint.is_file()
     assert not plans[0].two_stage_checkpoint.exists()  # its FCN failed, so its two-stage run never started
-    if workers > 1:  # each fold's output in its own log, named in the error
-        assert str(tmp_path / "cv" / "fold-0" / "train.log") in failed[0]
+    if workers > 1:  # each job's output in its own log, named in the error; the FCN's is not overwritten
+        assert str(tmp_path / "cv" / "fold-0" / "train-fcn.log") in failed[0]
+        assert (tmp_path / "cv" / "fold-1" / "train-fcn.log").is_file()
+        assert (tmp_path / "cv" / "fold-1" / "train.log").is_file()
 
 
 def test_two_training_workers_run_two_folds_at_once(tmp_path):
