@@ -157,10 +157,10 @@ def test_feature_store_stages_pre_train_on_cut_features_and_finish_on_true_crops
                        progress=False, feature_store=tmp_path / "store", feature_store_stages=["local-1", "local-2"])
     model = job.local_model()
     clips = LocalClipDataset(sequences, CLIP, seed=0, clips_per_sequence=1)
-    assert isinstance(job._cached("local-1", model, clips, 1), StoreClipDataset)
-    assert isinstance(job._cached("local-1-validation", model, clips, 1), StoreClipDataset)
-    assert isinstance(job._cached("local-final", model, clips, 1), FeatureCache)
-    assert (tmp_path / "run" / "cache" / "local-final").is_dir()
+    assert isinstance(job._cached("local-1", "local-1", model, clips, 1), StoreClipDataset)
+    assert isinstance(job._cached("local-1", "local-1-validation", model, clips, 1), StoreClipDataset)
+    assert isinstance(job._cached("local-final", "local-final-validation", model, clips, 1), FeatureCache)
+    assert (tmp_path / "run" / "cache" / "local-final-validation").is_dir()
     with pytest.raises(ValueError, match="no local stage global-gt"):
         IterativeRun(tmp_path / "bad", sequences, settings, runtime, feature_store=tmp_path / "store",
                      feature_store_stages=["local-1", "global-gt"])

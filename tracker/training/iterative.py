@@ -350,23 +350,29 @@ class IterativeRun:
             self._stores = FrameFeatureStore.open(frames, keys), ClipStartStore.open(starts, keys)
         return self._stores
 
-    def _cached(self, stage: str, model: nn.Module, dataset, views: int):
-        """`dataset`'s clips cut from the feature stores (`feature_store`), as cached features
-        (built by rank 0 into OUT/cache/<stage>), or itself."""
+    def _fed_from_store(self, stage: str) -> bool:
+        """Whether the local stage `stage` trains (and validates) on clips cut from the
+        feature stores: every local stage with `feature_store`, or those `feature_store_stages` names."""
+        return self.feature_store is not None and (self.feature_store_stages is None
+                                                   or stage in self.feature_store_stages)
+
+    def _cached(self, stage: str, name: str, model: nn.Module, dataset, views: int):
+        """`dataset`'s clips for the local stage `stage`: cut from the feature stores where
+        `stage` is fed from them, else cached features (built by rank 0 into OUT/cache/<name>),
+        or itself."""
         from tracker.training.feature_cache import FeatureCache, build_feature_cache
 
-        if self.feature_store is not None and (self.feature_store_stages is None
-                                               or stage.removesuffix("-validation") in self.feature_store_stages):
+        if self._fed_from_store(stage):
             from tracker.training.store_clips import StoreClipDataset
 
             return StoreClipDataset(dataset, *self.stores())
         if not self.feature_cache:
             return dataset
-        folder = self.out / "cache" / stage
+        folder = self.out / "cache" / name
         if self.runtime.is_main:
             build_feature_cache(model, dataset, views=views, folder=folder, batch_size=self.settings.local_batch,
                                 workers=self.workers, device=self.runtime.device, progress=self.progress,
-                                description=f"{stage} features")
+                                description=f"{name} features")
         self.runtime.barrier()
         return FeatureCache.open(folder)
 
@@ -377,13 +383,13 @@ class IterativeRun:
         from tracker.training.samples import LocalClipDataset
 
         settings = self.settings
-        data = self._cached(stage, model, dataset, settings.local_views)
+        data = self._cached(stage, stage, model, dataset, settings.local_views)
         validation = None
         if settings.local_loop.validate_every:
             clips = LocalClipDataset([self.sequences[i] for i in indices], settings.clip,
                                      seed=settings.seed + 1000 + len(stage), clips_per_sequence=1,
                                      boxes=[self.boxes()[i] for i in indices])
-            validation = self._cached(f"{stage}-validation", model, clips, 1)
+            validation = self._cached(stage, f"{stage}-validation", model, clips, 1)
         resume = self.out / "resume" / f"{stage}.pt"
         resume.parent.mkdir(parents=True, exist_ok=True)
         log = self._log(stage)
