@@ -113,6 +113,17 @@ def test_flags_beside_a_recipe_override_it_wherever_they_stand():
     assert resolved(parse(["train", "iterative", "--out", "x"]).local_iterations) == 2000  # no recipe: the defaults
 
 
+def test_a_list_reaches_an_option_of_several_values_whole_and_an_append_option_item_by_item(tmp_path):
+    # A list given to a nargs="+" option once an item would keep only its last item.
+    recipe = tmp_path / "lists.toml"
+    recipe.write_text('[iterative]\ndata = ["a", "b"]\nout = "o"\nfeature-store = "s"\n'
+                      'feature-store-stages = ["local-1", "local-2"]\n')
+    args = parse(["train", "iterative", "--recipe", str(recipe)])
+    assert args.feature_store_stages == ["local-1", "local-2"] and args.data == ["a", "b"]
+    assert parse(["train", "iterative", "--recipe", str(recipe), "--feature-store-stages", "local-final"]
+                 ).feature_store_stages == ["local-final"]  # a flag beside the recipe still overrides it
+
+
 def test_a_bad_recipe_is_a_clear_error(tmp_path, capsys):
     from tracker.cli import main
 
@@ -169,4 +180,4 @@ def test_the_store_candidate_is_the_shipped_recipe_fed_from_the_feature_store():
                                                      "feature-store": "runs/feature-store"}
     assert table("lite-store-crops.toml", "fcn") == table("lite.toml", "fcn")
     assert table("lite-store-crops.toml", "iterative") == {**table("lite-store.toml", "iterative"),
-                                                           "feature-store-stages": ["local-1", "local-2"]}
+                                                           "feature-store-stages": ["local-2"]}

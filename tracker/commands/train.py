@@ -53,9 +53,11 @@ def prepare(argv: list[str]) -> list[str]:
 
     if not argv or argv[0] not in RECIPE_COMMANDS or recipe_path(argv[1:]) is None:
         return argv
-    known = [option for action in _options(argv[0]) for option in action.option_strings
-             if option != "--stages"]  # a recipe says what a run is, not which part of it this process does
-    return [argv[0], *expand(argv[1:], argv[0], known)]
+    actions = [action for action in _options(argv[0]) if "--stages" not in action.option_strings]
+    # (a recipe says what a run is, not which part of it this process does)
+    known = [option for action in actions for option in action.option_strings]
+    several = [option for action in actions if action.nargs in ("+", "*") for option in action.option_strings]
+    return [argv[0], *expand(argv[1:], argv[0], known, several)]
 
 
 def _options(command: str) -> list[argparse.Action]:

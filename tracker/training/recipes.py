@@ -5,7 +5,8 @@ A recipe holds one table per `pixtrack train` command it runs (`[global]`, `[ite
 dashes, its values what the command line would give:
 
     [iterative]
-    data = ["data/davis2016-train"]   # a list: the option is given once for each item
+    data = ["data/davis2016-train"]   # a list: once an item (`--data a --data b`), or
+                                      # its values at once where the option takes several
     local-iterations = 1000
     half = true                       # a flag: true gives it, false leaves it out
 
@@ -55,9 +56,13 @@ def read_recipe(path: str | Path, command: str) -> dict[str, Any]:
     return dict(data[command])
 
 
-def recipe_arguments(recipe: dict[str, Any], known: Iterable[str], where: str) -> list[str]:
-    """The recipe's options as command-line arguments; `known` = the command's option strings."""
-    known = set(known)
+def recipe_arguments(recipe: dict[str, Any], known: Iterable[str], where: str,
+                     several: Iterable[str] = ()) -> list[str]:
+    """The recipe's options as command-line arguments; `known` = the command's option strings,
+    `several` = those that take several values at once (argparse `nargs="+"`): a list goes to
+    one of them as one occurrence (`--stages a b`; given once an item, the last would win), to
+    any other option once an item (`--data a --data b`, an `append` option)."""
+    known, several = set(known), set(several)
     arguments: list[str] = []
     for key, value in recipe.items():
         option = f"--{key}"
@@ -66,6 +71,8 @@ def recipe_arguments(recipe: dict[str, Any], known: Iterable[str], where: str) -
                               f"(known: {', '.join(sorted(o[2:] for o in known if o.startswith('--')))})")
         if isinstance(value, bool):
             arguments += [option] if value else []
+        elif isinstance(value, list) and option in several:
+            arguments += [option, *(_text(item, where, key) for item in value)]
         elif isinstance(value, list):
             for item in value:
                 arguments += [option, _text(item, where, key)]
@@ -92,12 +99,13 @@ def recipe_path(argv: Sequence[str]) -> str | None:
     return None
 
 
-def expand(argv: Sequence[str], command: str, known: Iterable[str]) -> list[str]:
-    """`argv` (a command's arguments) with its recipe's options put first, where it names one."""
+def expand(argv: Sequence[str], command: str, known: Iterable[str], several: Iterable[str] = ()) -> list[str]:
+    """`argv` (a command's arguments) with its recipe's options put first, where it names one
+    (`known`, `several`: as `recipe_arguments` takes them)."""
     path = recipe_path(argv)
     if path is None:
         return list(argv)
-    return [*recipe_arguments(read_recipe(path, command), known, f"recipe {path} [{command}]"), *argv]
+    return [*recipe_arguments(read_recipe(path, command), known, f"recipe {path} [{command}]", several), *argv]
 
 
 RUN_RECIPE = "recipe.toml"
