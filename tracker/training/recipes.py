@@ -60,8 +60,8 @@ def recipe_arguments(recipe: dict[str, Any], known: Iterable[str], where: str,
                      several: Iterable[str] = ()) -> list[str]:
     """The recipe's options as command-line arguments; `known` = the command's option strings,
     `several` = those that take several values at once (argparse `nargs="+"`): a list goes to
-    one of them as one occurrence (`--stages a b`; given once an item, the last would win), to
-    any other option once an item (`--data a --data b`, an `append` option)."""
+    one of them as one occurrence (`--feature-store-stages a b`; once an item, the last would
+    win), to any other option once an item (`--data a --data b`, an `append` option)."""
     known, several = set(known), set(several)
     arguments: list[str] = []
     for key, value in recipe.items():
