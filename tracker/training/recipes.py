@@ -57,7 +57,7 @@ def read_recipe(path: str | Path, command: str) -> dict[str, Any]:
 
 
 def recipe_arguments(recipe: dict[str, Any], known: Iterable[str], where: str,
-                     several: Iterable[str] = ()) -> list[str]:
+                     several: Iterable[str]) -> list[str]:
     """The recipe's options as command-line arguments; `known` = the command's option strings,
     `several` = those that take several values at once (argparse `nargs="+"`): a list goes to
     one of them as one occurrence (`--feature-store-stages a b`; once an item, the last would
@@ -99,7 +99,7 @@ def recipe_path(argv: Sequence[str]) -> str | None:
     return None
 
 
-def expand(argv: Sequence[str], command: str, known: Iterable[str], several: Iterable[str] = ()) -> list[str]:
+def expand(argv: Sequence[str], command: str, known: Iterable[str], several: Iterable[str]) -> list[str]:
     """`argv` (a command's arguments) with its recipe's options put first, where it names one
     (`known`, `several`: as `recipe_arguments` takes them)."""
     path = recipe_path(argv)
