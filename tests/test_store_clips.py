@@ -166,3 +166,31 @@ def test_feature_store_stages_pre_train_on_cut_features_and_finish_on_true_crops
                      feature_store_stages=["local-1", "global-gt"])
     with pytest.raises(ValueError, match="give feature_store"):
         IterativeRun(tmp_path / "bad", sequences, settings, runtime, feature_store_stages=["local-1"])
+
+
+def test_a_store_fed_stage_computes_the_stores_of_the_sequences_it_reads_alone(tmp_path):
+    """Step 1's second-half model fed from the stores (`--feature-store-stages local-2`) reads
+    half the training sequences, so the stores hold those; a stage that reads the others adds
+    them, and the sequences already there are not recomputed."""
+    import dataclasses as dc
+
+    from tracker.training.hardware import Runtime
+    from tracker.training.iterative import IterativeRun, IterativeSettings
+
+    sequences = [generate_sequence(700 + i, 10, 128, 96, name=f"half{i}", speed=0.03) for i in range(4)]
+    settings = dc.replace(IterativeSettings(), clip=CLIP, local_clips_per_sequence=1, local_batch=2)
+    store = tmp_path / "store"
+    job = IterativeRun(tmp_path / "run", sequences, settings, Runtime(torch.device("cpu")), workers=0,
+                       backbone=TinyBackbone(), progress=False, feature_store=store, feature_store_stages=["local-2"])
+    model = job.local_model()
+
+    def stored(kind: str, marker: str) -> list[str]:
+        return sorted(path.parent.name.rsplit("-", 1)[0] for path in store.glob(f"{kind}/*/*/{marker}"))
+
+    second = job._cached("local-2", "local-2", model, LocalClipDataset(sequences[2:], CLIP, seed=0), 1)
+    assert stored("frames", "levels.json") == stored("starts", "masked.npy") == ["half2", "half3"]
+    assert [s.name for s in second.clips.sequences] == ["half2", "half3"] and second[0]["plain"].shape[0] == CLIP.frames + 1
+    stamps = {path: path.stat().st_mtime_ns for path in store.rglob("*.npy")}
+    job._cached("local-2", "local-2", model, LocalClipDataset(sequences[1:], CLIP, seed=0), 1)
+    assert stored("frames", "levels.json") == stored("starts", "masked.npy") == ["half1", "half2", "half3"]
+    assert all(path.stat().st_mtime_ns == stamp for path, stamp in stamps.items())

@@ -151,7 +151,8 @@ class IterativeRun:
         if feature_store_stages is not None and self.feature_store is None:
             raise ValueError("feature_store_stages names stages to train on the feature store: give feature_store")
         self.feature_store_stages = None if feature_store_stages is None else frozenset(feature_store_stages)
-        self._stores = None
+        self._stores: dict[tuple[str, ...], tuple] = {}
+        self._store_keys: dict[str, str] | None = None
         self._boxes = None
         self._maps = None
         self.say = say or (lambda message: print(message, file=sys.stderr) if runtime.is_main else None)
@@ -326,29 +327,35 @@ class IterativeRun:
             path = self.output("split")
             path.write_text(json.dumps({"half1": sorted(names[:middle]), "half2": sorted(names[middle:])}, indent=1))
 
-    def stores(self):
-        """(frame store, clip-start store) of the training sequences under `feature_store`
-        (`frames/<backbone id>`, `starts/<backbone id>-dilation<d>-min<p>`), each sequence keyed
-        by its own frames: built once (by rank 0) and reused by every stage and every later run
-        on any set of sequences that shares them (the folds of a cross-validation)."""
-        if self._stores is None:
-            from tracker.training.frame_features import FrameFeatureStore, backbone_id, sequence_keys_of
-            from tracker.training.store_clips import ClipStartStore
+    def stores(self, sequences: SequenceOf) -> tuple:
+        """(frame store, clip-start store) of `sequences` (those a stage's clips read, their
+        inserted frames' donors included) under `feature_store` (`frames/<backbone id>`,
+        `starts/<backbone id>-dilation<d>-min<p>`), each sequence keyed by its own frames:
+        computed once (by rank 0) and reused by every stage and every later run on any set of
+        sequences that shares them (the folds of a cross-validation). Only what a stage reads is
+        computed, so a run that feeds step 1's second half alone from the stores (`--feature-store-stages
+        local-2`) builds half of them."""
+        from tracker.training.frame_features import FrameFeatureStore, backbone_id, sequence_keys_of
+        from tracker.training.store_clips import ClipStartStore
 
-            keys = sequence_keys_of(self.sequences)  # once: synthesised frames are rendered to be hashed
+        if self._store_keys is None:  # once: synthesised frames are rendered to be hashed
+            self._store_keys = sequence_keys_of(self.sequences)
+        names = tuple(sorted(sequence.name for sequence in sequences))
+        if names not in self._stores:
+            keys = {name: self._store_keys[name] for name in names}
             model = self.local_model()
             backbone = backbone_id(model.backbone)
             least = self.settings.clip.min_object_pixels
             frames = self.feature_store / "frames" / backbone
             starts = self.feature_store / "starts" / f"{backbone}-dilation{int(model.config.mask_dilation)}-min{least}"
             if self.runtime.is_main:
-                FrameFeatureStore.build(frames, self.sequences, model.backbone, self.runtime.device, self.progress,
+                FrameFeatureStore.build(frames, sequences, model.backbone, self.runtime.device, self.progress,
                                         sequence_keys=keys)
-                ClipStartStore.build(starts, self.sequences, model, least, self.runtime.device, self.progress,
+                ClipStartStore.build(starts, sequences, model, least, self.runtime.device, self.progress,
                                      sequence_keys=keys)
             self.runtime.barrier()
-            self._stores = FrameFeatureStore.open(frames, keys), ClipStartStore.open(starts, keys)
-        return self._stores
+            self._stores[names] = FrameFeatureStore.open(frames, keys), ClipStartStore.open(starts, keys)
+        return self._stores[names]
 
     def _fed_from_store(self, stage: str) -> bool:
         """Whether the local stage `stage` trains (and validates) on clips cut from the
@@ -365,7 +372,7 @@ class IterativeRun:
         if self._fed_from_store(stage):
             from tracker.training.store_clips import StoreClipDataset
 
-            return StoreClipDataset(dataset, *self.stores())
+            return StoreClipDataset(dataset, *self.stores(dataset.sequences))
         if not self.feature_cache:
             return dataset
         folder = self.out / "cache" / name
