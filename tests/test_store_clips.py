@@ -189,7 +189,8 @@ def test_a_store_fed_stage_computes_the_stores_of_the_sequences_it_reads_alone(t
 
     second = job._cached("local-2", "local-2", model, LocalClipDataset(sequences[2:], CLIP, seed=0), 1)
     assert stored("frames", "levels.json") == stored("starts", "masked.npy") == ["half2", "half3"]
-    assert [s.name for s in second.clips.sequences] == ["half2", "half3"] and second[0]["plain"].shape[0] == CLIP.frames + 1
+    assert [s.name for s in second.clips.sequences] == ["half2", "half3"]
+    assert second[0]["plain"].shape[0] == CLIP.frames + 1
     stamps = {path: path.stat().st_mtime_ns for path in store.rglob("*.npy")}
     job._cached("local-2", "local-2", model, LocalClipDataset(sequences[1:], CLIP, seed=0), 1)
     assert stored("frames", "levels.json") == stored("starts", "masked.npy") == ["half1", "half2", "half3"]

@@ -333,8 +333,8 @@ class IterativeRun:
         `starts/<backbone id>-dilation<d>-min<p>`), each sequence keyed by its own frames:
         computed once (by rank 0) and reused by every stage and every later run on any set of
         sequences that shares them (the folds of a cross-validation). Only what a stage reads is
-        computed, so a run that feeds step 1's second half alone from the stores (`--feature-store-stages
-        local-2`) builds half of them."""
+        computed: a run that feeds step 1's second half alone from the stores
+        (`--feature-store-stages local-2`) builds half of them."""
         from tracker.training.frame_features import FrameFeatureStore, backbone_id, sequence_keys_of
         from tracker.training.store_clips import ClipStartStore
 
