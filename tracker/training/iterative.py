@@ -152,7 +152,7 @@ class IterativeRun:
             raise ValueError("feature_store_stages names stages to train on the feature store: give feature_store")
         self.feature_store_stages = None if feature_store_stages is None else frozenset(feature_store_stages)
         self._stores: dict[tuple[str, ...], tuple] = {}
-        self._store_keys: dict[str, str] | None = None
+        self._store_keys: dict[str, str] = {}
         self._boxes = None
         self._maps = None
         self.say = say or (lambda message: print(message, file=sys.stderr) if runtime.is_main else None)
@@ -338,10 +338,10 @@ class IterativeRun:
         from tracker.training.frame_features import FrameFeatureStore, backbone_id, sequence_keys_of
         from tracker.training.store_clips import ClipStartStore
 
-        if self._store_keys is None:  # once: synthesised frames are rendered to be hashed
-            self._store_keys = sequence_keys_of(self.sequences)
         names = tuple(sorted(sequence.name for sequence in sequences))
         if names not in self._stores:
+            # Each sequence hashed once, and only when read: synthesised frames are rendered to be hashed.
+            self._store_keys.update(sequence_keys_of(sequences, self._store_keys))
             keys = {name: self._store_keys[name] for name in names}
             model = self.local_model()
             backbone = backbone_id(model.backbone)
